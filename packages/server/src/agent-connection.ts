@@ -1,0 +1,145 @@
+// AgentConnection: one agent's control WebSocket on the server side. It runs the HELLO exchange
+// (version, token, subdomains), registers the agent's tunnels and releases them when it goes.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  decodeHello,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  Session,
+  type ProtocolError,
+  type SessionError,
+  type Transport,
+} from '@burrow/protocol';
+import type { TokenVerifier } from './auth.js';
+import { randomSubdomain, subdomainProblem } from './subdomain.js';
+import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
+
+export interface AgentConnectionOptions {
+  registry: TunnelRegistry;
+  tokens: TokenVerifier;
+  tunnelUrl: (subdomain: string) => string;
+  helloTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  remoteAddress: string;
+  log: Logger;
+}
+
+export class AgentConnection {
+  readonly session: Session;
+  readonly remoteAddress: string;
+  tunnels: Tunnel[] = [];
+  #resumeSecret = randomBytes(24).toString('base64url');
+  #options: AgentConnectionOptions;
+  #helloTimer: NodeJS.Timeout;
+  #log: Logger;
+
+  constructor(transport: Transport, options: AgentConnectionOptions) {
+    this.#options = options;
+    this.remoteAddress = options.remoteAddress;
+    this.#log = options.log.child({ agent: options.remoteAddress });
+    this.session = new Session(transport, {
+      role: 'server',
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+    });
+    this.#helloTimer = setTimeout(() => {
+      this.session.close(ErrorCode.HELLO_TIMEOUT, `no HELLO within ${options.helloTimeoutMs} ms`);
+    }, options.helloTimeoutMs);
+    this.session.on('hello', (payload) => this.#onHello(payload));
+    this.session.on('stream', (stream) => stream.reset(ErrorCode.PROTOCOL_ERROR, 'agents may not open streams'));
+    this.session.on('close', (error) => this.#onClose(error));
+  }
+
+  /** True when `secret` is this connection's resume secret (compared in constant time). */
+  resumableWith(secret: string | undefined): boolean {
+    if (secret === undefined) return false;
+    const a = Buffer.from(this.#resumeSecret);
+    const b = Buffer.from(secret);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** Another connection of the same agent took our names over: this one is stale. */
+  replacedBy(_other: AgentConnection): void {
+    this.#log.info('agent reconnected on a new connection; closing the old one');
+    this.tunnels = [];
+    this.session.close(ErrorCode.NO_ERROR, 'replaced by a newer connection of the same agent');
+  }
+
+  #onHello(payload: Buffer): void {
+    if (this.tunnels.length > 0) {
+      this.session.close(ErrorCode.PROTOCOL_ERROR, 'second HELLO on one connection');
+      return;
+    }
+    clearTimeout(this.#helloTimer);
+    let hello;
+    try {
+      hello = decodeHello(payload);
+    } catch (error) {
+      this.session.close(ErrorCode.PROTOCOL_ERROR, (error as ProtocolError).message);
+      return;
+    }
+    if (hello.version !== PROTOCOL_VERSION) {
+      this.#refuse(
+        ErrorCode.UNSUPPORTED_VERSION,
+        `this server speaks burrow protocol ${PROTOCOL_VERSION}, the agent ${hello.version}: upgrade the older one`,
+      );
+      return;
+    }
+    if (!this.#options.tokens.verify(hello.token)) {
+      this.#refuse(
+        ErrorCode.AUTH_FAILED,
+        hello.token ? 'the server refused the token' : 'this server requires a token: pass --token or set BURROW_TOKEN',
+      );
+      return;
+    }
+    const wanted = new Set<string>();
+    const tunnels: Tunnel[] = [];
+    for (const [index, request] of hello.tunnels.entries()) {
+      let subdomain: string;
+      if (request.subdomain !== undefined) {
+        subdomain = request.subdomain.toLowerCase();
+        const problem = subdomainProblem(subdomain);
+        if (problem) return this.#refuse(ErrorCode.SUBDOMAIN_INVALID, problem);
+      } else {
+        do subdomain = randomSubdomain();
+        while (this.#options.registry.has(subdomain) || wanted.has(subdomain));
+      }
+      if (wanted.has(subdomain)) {
+        return this.#refuse(ErrorCode.SUBDOMAIN_INVALID, `subdomain "${subdomain}" is asked for twice`);
+      }
+      wanted.add(subdomain);
+      tunnels.push({ id: index + 1, subdomain, url: this.#options.tunnelUrl(subdomain), connection: this });
+    }
+    const claim = this.#options.registry.claim(tunnels, hello.resume);
+    if (!claim.ok) {
+      this.#refuse(ErrorCode.SUBDOMAIN_TAKEN, `subdomain "${claim.taken}" is already in use by another agent`);
+      return;
+    }
+    this.tunnels = tunnels;
+    this.session.sendWelcome({
+      version: PROTOCOL_VERSION,
+      tunnels: tunnels.map(({ id, subdomain, url }) => ({ id, subdomain, url })),
+      resumeSecret: this.#resumeSecret,
+      heartbeat: { intervalMs: this.#options.heartbeatIntervalMs, timeoutMs: this.#options.heartbeatTimeoutMs },
+    });
+    this.#log.info({ tunnels: tunnels.map((t) => t.subdomain), client: hello.agent }, 'agent connected');
+  }
+
+  #refuse(code: ErrorCode, message: string): void {
+    this.#log.info({ reason: message }, 'agent refused');
+    this.session.close(code, message);
+  }
+
+  #onClose(error: SessionError | undefined): void {
+    clearTimeout(this.#helloTimer);
+    this.#options.registry.releaseAll(this);
+    if (this.tunnels.length > 0 || error) {
+      this.#log.info(
+        { tunnels: this.tunnels.map((t) => t.subdomain), reason: error?.message, code: error?.codeName },
+        'agent disconnected',
+      );
+    }
+  }
+}

@@ -1,0 +1,228 @@
+// buildServer() assembles burrow-server without listening: a node:http server whose requests are
+// routed by Host before anything else, tunnel hosts to the Ingress and the apex host to fastify
+// (health, the agents' WebSocket endpoint). Tests use `app.inject()` for the apex routes and a real
+// listen on port 0 for tunnels.
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import websocket from '@fastify/websocket';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_HELLO_TIMEOUT_MS,
+  ErrorCode,
+  webSocketTransport,
+} from '@burrow/protocol';
+import { AgentConnection } from './agent-connection.js';
+import { TokenVerifier } from './auth.js';
+import { routeHost } from './host.js';
+import { Ingress } from './ingress.js';
+import { sendPublicError } from './public-errors.js';
+import { TunnelRegistry } from './tunnel-registry.js';
+
+export interface ServerOptions {
+  /** Wildcard domain whose labels are tunnels (`<label>.<domain>`). */
+  domain: string;
+  /** Base of printed tunnel URLs; default http://<domain>:<listening port>. */
+  publicUrl?: string | undefined;
+  /** Agent tokens; empty means anonymous agents are accepted. */
+  tokens?: readonly string[];
+  /** Believe X-Forwarded-* from the peer (a TLS proxy in front). */
+  trustProxy?: boolean;
+  /** Time from the end of a request to the local service's response head (504 after). */
+  responseTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  helloTimeoutMs?: number;
+  /** How long a shutdown waits for in-flight exchanges before closing agents. */
+  drainTimeoutMs?: number;
+  logger: Logger;
+}
+
+export interface ListeningInfo {
+  port: number;
+  url: string;
+  publicUrl: string;
+}
+
+/** Largest control-connection message: a batch of frames plus one head-sized frame. */
+const MAX_CONTROL_MESSAGE = 1024 * 1024;
+
+export class BurrowServer {
+  readonly app: FastifyInstance;
+  readonly registry: TunnelRegistry;
+  readonly http: Server;
+  readonly ingress: Ingress;
+  readonly agents = new Set<AgentConnection>();
+  #options: ServerOptions;
+  #publicBase: URL | undefined;
+  #apexUpgrades = new EventEmitter();
+  #tokens: TokenVerifier;
+  #closing = false;
+
+  private constructor(options: ServerOptions, app: FastifyInstance, ingress: Ingress, registry: TunnelRegistry) {
+    this.#options = options;
+    this.http = app.server;
+    this.registry = registry;
+    this.app = app;
+    this.ingress = ingress;
+    this.#tokens = new TokenVerifier(options.tokens ?? []);
+    if (options.publicUrl) this.#publicBase = new URL(options.publicUrl);
+  }
+
+  static async build(options: ServerOptions): Promise<BurrowServer> {
+    const log = options.logger;
+    const registry = new TunnelRegistry();
+    const publicScheme = options.publicUrl ? new URL(options.publicUrl).protocol.replace(':', '') : 'http';
+    const ingress = new Ingress({
+      registry,
+      responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
+      publicScheme,
+      trustProxy: options.trustProxy ?? false,
+      log,
+    });
+    // The http server is created inside fastify's constructor, before BurrowServer exists.
+    const ref: { server?: BurrowServer } = {};
+    const app = fastify({
+      loggerInstance: log as unknown as FastifyBaseLogger,
+      // Per-request logs of the apex routes (health checks, agents connecting) would be noise.
+      logController: new LogController({ disableRequestLogging: true }),
+      trustProxy: options.trustProxy ?? false,
+      serverFactory: (fastifyHandler) => {
+        const http = createServer((req, res) => ref.server!.#onRequest(req, res, fastifyHandler));
+        http.on('checkContinue', (req, res) => ref.server!.#onRequest(req, res, fastifyHandler, true));
+        http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ref.server!.#onUpgrade(req, socket, head));
+        return http;
+      },
+    });
+    const server = new BurrowServer(options, app, ingress, registry);
+    ref.server = server;
+    await app.register(websocket, {
+      // Upgrades reach the plugin only after Host routing picked the apex (see #onUpgrade).
+      options: {
+        server: server.#apexUpgrades as unknown as Server,
+        maxPayload: MAX_CONTROL_MESSAGE,
+        perMessageDeflate: false,
+      },
+    });
+    server.#routes();
+    await app.ready();
+    return server;
+  }
+
+  /** Base URL of tunnel URLs (known once listening when not configured). */
+  get publicBase(): URL {
+    if (!this.#publicBase) throw new Error('publicBase is known once the server listens');
+    return this.#publicBase;
+  }
+
+  /** The public URL of the tunnel named `subdomain`. */
+  tunnelUrl(subdomain: string): string {
+    const base = this.publicBase;
+    return `${base.protocol}//${subdomain}.${base.host}`;
+  }
+
+  async listen(port: number, host: string): Promise<ListeningInfo> {
+    await this.app.listen({ port, host });
+    const address = this.http.address();
+    const realPort = typeof address === 'object' && address ? address.port : port;
+    this.#publicBase ??= new URL(`http://${this.#options.domain}:${realPort}`);
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    return { port: realPort, url: `http://${urlHost}:${realPort}`, publicUrl: this.#publicBase.origin };
+  }
+
+  /**
+   * Shuts down: GOAWAY to every agent, stop accepting, let in-flight exchanges finish (bounded by
+   * drainTimeoutMs), then close agents and the listener.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const agent of this.agents) agent.session.goAway(ErrorCode.SHUTDOWN, 'the server is shutting down');
+    this.http.close();
+    await this.ingress.idle(this.#options.drainTimeoutMs ?? 10_000);
+    for (const agent of this.agents) agent.session.close(ErrorCode.SHUTDOWN, 'the server is shutting down');
+    this.http.closeAllConnections();
+    await this.app.close();
+  }
+
+  #routes(): void {
+    const app = this.app;
+    app.get('/_burrow/health', () => ({
+      status: this.#closing ? 'draining' : 'ok',
+      agents: this.agents.size,
+      tunnels: this.registry.size,
+    }));
+    app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip));
+    app.get('/', (_request, reply) => {
+      const base = this.#publicBase?.origin ?? `http://${this.#options.domain}`;
+      void reply
+        .type('text/plain; charset=utf-8')
+        .send(
+          `burrow-server is running.\n\nExpose a local port through it with:\n  burrow http 3000 --server ${base}\n\nTunnels are served at <name>.${this.#publicBase?.host ?? this.#options.domain}.\n`,
+        );
+    });
+  }
+
+  #onAgent(socket: Parameters<typeof webSocketTransport>[0], remoteAddress: string): void {
+    if (this.#closing) {
+      socket.close(1001, 'server shutting down');
+      return;
+    }
+    const connection = new AgentConnection(webSocketTransport(socket), {
+      registry: this.registry,
+      tokens: this.#tokens,
+      tunnelUrl: (s) => this.tunnelUrl(s),
+      helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
+      heartbeatIntervalMs: this.#options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      remoteAddress,
+      log: this.app.log as Logger,
+    });
+    this.agents.add(connection);
+    connection.session.on('close', () => this.agents.delete(connection));
+  }
+
+  #onRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    fastifyHandler: (req: IncomingMessage, res: ServerResponse) => void,
+    expectsContinue = false,
+  ): void {
+    const route = routeHost(req.rawHeaders, this.#options.domain, req.httpVersion);
+    if (route.kind === 'tunnel') {
+      this.ingress.handleRequest(req, res, route.label, route.host);
+      return;
+    }
+    if (route.kind === 'invalid') {
+      req.resume();
+      res.shouldKeepAlive = false;
+      sendPublicError(req, res, 'bad_host', route.reason);
+      return;
+    }
+    // Apex requests never see a tunnel's 100-continue handling: answer it the usual way.
+    if (expectsContinue) res.writeContinue();
+    fastifyHandler(req, res);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const route = routeHost(req.rawHeaders, this.#options.domain, req.httpVersion);
+    if (route.kind === 'tunnel') {
+      this.ingress.handleUpgrade(req, socket);
+      return;
+    }
+    if (route.kind === 'invalid') {
+      socket.end(`HTTP/1.1 400 Bad Request\r\nx-burrow-error: bad_host\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    this.#apexUpgrades.emit('upgrade', req, socket, head);
+  }
+}
+
+/** Builds burrow-server without listening. */
+export function buildServer(options: ServerOptions): Promise<BurrowServer> {
+  return BurrowServer.build(options);
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// burrow-server's executable: parse the command line, start listening, and shut down cleanly on
+// SIGTERM/SIGINT (a second signal exits at once).
+import { createRequire } from 'node:module';
+import { pino } from 'pino';
+import { buildServer } from './app.js';
+import { buildCommand, ConfigError, resolveConfig } from './cli.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+async function main(): Promise<void> {
+  const command = buildCommand(version);
+  command.parse();
+  let config;
+  try {
+    config = resolveConfig(command.opts(), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`burrow-server: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = pino({ level: config.logLevel, base: { service: 'burrow-server' } });
+  const server = await buildServer({
+    domain: config.domain,
+    publicUrl: config.publicUrl,
+    tokens: config.tokens,
+    trustProxy: config.trustProxy,
+    responseTimeoutMs: config.responseTimeoutMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    logger,
+  });
+  let info;
+  try {
+    info = await server.listen(config.port, config.host);
+  } catch (error) {
+    process.stderr.write(`burrow-server: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  logger.info(
+    { port: info.port, url: info.url, publicUrl: info.publicUrl, domain: config.domain, anonymous: config.tokens.length === 0 },
+    'burrow-server listening',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`burrow-server: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

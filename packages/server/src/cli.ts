@@ -1,0 +1,129 @@
+// Reads burrow-server's flags and environment (a flag wins over its variable) into ServerOptions,
+// and applies the start-up rules: no anonymous agents on a public address unless asked for.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+export interface CliConfig {
+  host: string;
+  port: number;
+  domain: string;
+  publicUrl: string | undefined;
+  tokens: string[];
+  allowAnonymous: boolean;
+  trustProxy: boolean;
+  responseTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  logLevel: string;
+}
+
+/** A start-up problem the user can fix; bin.ts prints it as one line and exits 1. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+export function buildCommand(version: string): Command {
+  return new Command('burrow-server')
+    .description('Serve burrow tunnels: <name>.<domain> is forwarded to the agent that claimed <name>.')
+    .version(version)
+    .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('BURROW_PORT').argParser(integer(0, 65535)).default(8080))
+    .addOption(new Option('--host <address>', 'address to bind').env('BURROW_HOST').default('0.0.0.0'))
+    .addOption(new Option('--domain <domain>', 'tunnels are <name>.<domain> (default: the public URL host, else localhost)').env('BURROW_DOMAIN'))
+    .addOption(new Option('--public-url <url>', 'base of printed tunnel URLs (default http://<domain>:<port>)').env('BURROW_PUBLIC_URL'))
+    .addOption(new Option('--token <secret>', 'accept agents presenting this token (repeatable)').argParser(collect))
+    .addOption(new Option('--tokens-file <file>', 'file with one token per line (# comments allowed)').env('BURROW_TOKENS_FILE'))
+    .addOption(new Option('--allow-anonymous', 'accept agents without a token on a non-loopback address').env('BURROW_ALLOW_ANONYMOUS'))
+    .addOption(new Option('--trust-proxy', 'believe X-Forwarded-* from the proxy in front (TLS)').env('BURROW_TRUST_PROXY'))
+    .addOption(new Option('--response-timeout <ms>', 'wait this long for a response head, then 504').env('BURROW_RESPONSE_TIMEOUT').argParser(integer(1, 3_600_000)).default(60_000))
+    .addOption(new Option('--heartbeat-interval <ms>', 'ping agents this often').env('BURROW_HEARTBEAT_INTERVAL').argParser(integer(100, 600_000)).default(15_000))
+    .addOption(new Option('--heartbeat-timeout <ms>', 'drop an agent whose ping goes unanswered this long').env('BURROW_HEARTBEAT_TIMEOUT').argParser(integer(100, 600_000)).default(10_000))
+    .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').env('BURROW_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .showHelpAfterError()
+    .allowExcessArguments(false);
+}
+
+function readTokensFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read tokens file ${file}: ${(error as Error).message}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+function truthy(value: unknown): boolean {
+  return value === true || (typeof value === 'string' && !['', '0', 'false', 'no'].includes(value.toLowerCase()));
+}
+
+/** Turns parsed options and the environment into a checked configuration. */
+export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): CliConfig {
+  const tokens = [...((opts['token'] as string[] | undefined) ?? [])];
+  if (tokens.length === 0 && env['BURROW_TOKENS']) {
+    tokens.push(...env['BURROW_TOKENS'].split(',').map((t) => t.trim()).filter(Boolean));
+  }
+  if (typeof opts['tokensFile'] === 'string') tokens.push(...readTokensFile(opts['tokensFile']));
+
+  let publicUrl = opts['publicUrl'] as string | undefined;
+  if (publicUrl !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(publicUrl);
+    } catch {
+      throw new ConfigError(`--public-url ${publicUrl} is not a URL`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new ConfigError(`--public-url must be http or https, not ${parsed.protocol}`);
+    }
+    publicUrl = parsed.origin;
+  }
+  const domain = ((opts['domain'] as string | undefined) ?? (publicUrl ? new URL(publicUrl).hostname : 'localhost'))
+    .toLowerCase()
+    .replace(/\.$/, '');
+  if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(domain)) throw new ConfigError(`--domain ${domain} is not a domain name`);
+
+  const host = opts['host'] as string;
+  const allowAnonymous = truthy(opts['allowAnonymous']);
+  if (tokens.length === 0 && !allowAnonymous && !isLoopback(host)) {
+    throw new ConfigError(
+      `refusing to accept anonymous agents on ${host}: set --token (or BURROW_TOKENS), or pass --allow-anonymous, or bind 127.0.0.1`,
+    );
+  }
+  const heartbeatIntervalMs = opts['heartbeatInterval'] as number;
+  const heartbeatTimeoutMs = opts['heartbeatTimeout'] as number;
+  return {
+    host,
+    port: opts['port'] as number,
+    domain,
+    publicUrl,
+    tokens,
+    allowAnonymous,
+    trustProxy: truthy(opts['trustProxy']),
+    responseTimeoutMs: opts['responseTimeout'] as number,
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs,
+    logLevel: opts['logLevel'] as string,
+  };
+}
