@@ -1,11 +1,12 @@
 // Error classes of the protocol layer. Callers branch on `code` (an ErrorCode), never on the message.
-import { errorCodeName, type ErrorCode } from './constants.js';
+import { ErrorCode, errorCodeName } from './constants.js';
 
 /** The session broke: the peer violated the protocol, went silent, or the transport closed. */
 export class SessionError extends Error {
   override readonly name = 'SessionError';
   constructor(
-    readonly code: ErrorCode | number,
+    /** An ErrorCode; typed `number` because a peer may send a code this side does not know. */
+    readonly code: number,
     message: string,
     /** True when the peer announced the error (GOAWAY), false when this side detected it. */
     readonly remote = false,
@@ -19,7 +20,7 @@ export class SessionError extends Error {
 
 /** A frame or head that cannot be accepted; ends the session with PROTOCOL_ERROR (or its code). */
 export class ProtocolError extends SessionError {
-  constructor(message: string, code: ErrorCode | number = 0x01) {
+  constructor(message: string, code: number = ErrorCode.PROTOCOL_ERROR) {
     super(code, message);
   }
 }
@@ -28,7 +29,8 @@ export class ProtocolError extends SessionError {
 export class StreamResetError extends Error {
   override readonly name = 'StreamResetError';
   constructor(
-    readonly code: ErrorCode | number,
+    /** An ErrorCode; typed `number` because a peer may send a code this side does not know. */
+    readonly code: number,
     message: string,
     readonly remote: boolean,
   ) {

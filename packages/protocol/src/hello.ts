@@ -93,15 +93,45 @@ export function encodeWelcome(welcome: Welcome): Buffer {
 
 export function decodeWelcome(payload: Buffer): Welcome {
   const obj = parseObject(payload, 'WELCOME');
-  const { version, tunnels, resumeSecret, heartbeat } = obj as Partial<Welcome>;
+  const version = own(obj, 'version');
   if (version !== PROTOCOL_VERSION) throw new ProtocolError(`WELCOME.version ${String(version)} is not supported`);
-  if (!Array.isArray(tunnels) || typeof resumeSecret !== 'string' || typeof heartbeat !== 'object') {
+  const rawTunnels = own(obj, 'tunnels');
+  const resumeSecret = own(obj, 'resumeSecret');
+  const heartbeat = own(obj, 'heartbeat');
+  if (!Array.isArray(rawTunnels) || typeof resumeSecret !== 'string' || !isRecord(heartbeat)) {
     throw new ProtocolError('WELCOME is missing tunnels, resumeSecret or heartbeat');
   }
-  for (const t of tunnels) {
-    if (typeof t?.id !== 'number' || typeof t.subdomain !== 'string' || typeof t.url !== 'string') {
+  const intervalMs = own(heartbeat, 'intervalMs');
+  const timeoutMs = own(heartbeat, 'timeoutMs');
+  if (!isDuration(intervalMs) || !isDuration(timeoutMs)) {
+    throw new ProtocolError('WELCOME.heartbeat needs intervalMs and timeoutMs in milliseconds');
+  }
+  // Rebuilt field by field, so that no other key of the peer's JSON reaches the caller.
+  const tunnels = rawTunnels.map((t: unknown): GrantedTunnel => {
+    const id = isRecord(t) ? own(t, 'id') : undefined;
+    const subdomain = isRecord(t) ? own(t, 'subdomain') : undefined;
+    const url = isRecord(t) ? own(t, 'url') : undefined;
+    if (!isTunnelId(id) || typeof subdomain !== 'string' || typeof url !== 'string') {
       throw new ProtocolError('WELCOME.tunnels entries need id, subdomain and url');
     }
-  }
-  return { version, tunnels, resumeSecret, heartbeat };
+    return { id, subdomain, url };
+  });
+  return { version, tunnels, resumeSecret, heartbeat: { intervalMs, timeoutMs } };
+}
+
+function own(obj: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isDuration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+/** Tunnel ids travel as a u32 in request heads. */
+function isTunnelId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
 }

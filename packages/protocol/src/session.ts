@@ -216,7 +216,12 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
       this.#unwritten -= size;
       if (error) {
         if (!this.#closed && !this.#closing) {
-          this.destroy(new SessionError(ErrorCode.CONNECTION_LOST, `control connection failed: ${error.message}`));
+          // After the peer's GOAWAY a failed send is the close it announced, not a lost link.
+          this.destroy(
+            this.#remoteGoAway
+              ? this.#announcedClose()
+              : new SessionError(ErrorCode.CONNECTION_LOST, `control connection failed: ${error.message}`),
+          );
         }
         return;
       }
@@ -368,10 +373,15 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
 
   #onTransportClose(reason: string): void {
     if (this.#closed) return;
-    const announced = this.#remoteGoAway;
-    if (announced && announced.code !== ErrorCode.NO_ERROR) this.#finish(announced);
-    else if (announced) this.#finish(new SessionError(ErrorCode.SHUTDOWN, announced.message || 'peer closed the session', true));
+    if (this.#remoteGoAway) this.#finish(this.#announcedClose());
     else this.#finish(new SessionError(ErrorCode.CONNECTION_LOST, `control connection lost: ${reason}`));
+  }
+
+  /** The error a close announced by the peer's GOAWAY ends the session with. */
+  #announcedClose(): SessionError {
+    const announced = this.#remoteGoAway!;
+    if (announced.code !== ErrorCode.NO_ERROR) return announced;
+    return new SessionError(ErrorCode.SHUTDOWN, announced.message || 'peer closed the session', true);
   }
 
   #finish(error: SessionError | undefined): void {

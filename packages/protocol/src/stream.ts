@@ -4,7 +4,7 @@
 // out, so a slow destination holds the sender back instead of growing memory.
 import { Duplex } from 'node:stream';
 import { ErrorCode, FrameType, MAX_DATA_PAYLOAD, MAX_STREAM_WINDOW } from './constants.js';
-import { ProtocolError, SessionError, StreamResetError } from './errors.js';
+import { ProtocolError, StreamResetError, type SessionError } from './errors.js';
 import { encodeReason } from './frame.js';
 
 /** What a Stream needs from its Session (kept narrow so that the two stay decoupled). */
@@ -189,6 +189,9 @@ export class Stream extends Duplex {
       const chunk = this.#writeChunk;
       const n = Math.min(MAX_DATA_PAYLOAD, this.#sendCredit, chunk.length - this.#writeOffset);
       this.#host.sendFrame(FrameType.DATA, 0, this.id, chunk.subarray(this.#writeOffset, this.#writeOffset + n));
+      // A batch that fills up is flushed at once; when that send fails synchronously the session
+      // ends and destroys this stream, which has already failed the pending write callback.
+      if (this.destroyed) return;
       this.#sendCredit -= n;
       this.#writeOffset += n;
       if (this.#writeOffset >= chunk.length) {

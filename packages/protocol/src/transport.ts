@@ -44,7 +44,7 @@ export function webSocketTransport(ws: WebSocketLike): Transport {
       ws.send(data, { binary: true }, done);
     },
     close(code, reason) {
-      ws.close(code, reason);
+      ws.close(code, closeReason(reason));
     },
     destroy() {
       ws.terminate();
@@ -69,6 +69,18 @@ export function webSocketTransport(ws: WebSocketLike): Transport {
       });
     },
   };
+}
+
+/**
+ * A WebSocket close reason is at most 123 bytes (RFC 6455 5.5.1) and ws throws on a longer one,
+ * which would leave the socket half-closed; cut it at a character boundary instead.
+ */
+function closeReason(reason: string): string {
+  const bytes = Buffer.from(reason, 'utf8');
+  if (bytes.length <= 123) return reason;
+  let end = 123;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // do not split a multi-byte character
+  return bytes.toString('utf8', 0, end);
 }
 
 /** One end of an in-memory pair; `pause()` stops its outgoing deliveries to model a stuck link. */
