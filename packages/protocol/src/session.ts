@@ -74,6 +74,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
   #pingDeadline: NodeJS.Timeout | undefined;
   #pingSeq = 0;
   #pingSentAt = 0;
+  #lastReceivedAt = 0;
   #rtt: number | undefined;
 
   constructor(transport: Transport, options: SessionOptions) {
@@ -241,6 +242,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
 
   #onMessage(data: Buffer, binary: boolean): void {
     if (this.#closed) return;
+    this.#lastReceivedAt = performance.now();
     try {
       if (!binary) throw new ProtocolError('text message on the control connection');
       this.#parser.push(data);
@@ -340,13 +342,28 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
     payload.writeUInt32BE(++this.#pingSeq >>> 0, 0);
     this.#pingSentAt = performance.now();
     this.sendFrame(FrameType.PING, 0, 0, payload);
+    this.#armPingDeadline(this.#pingSentAt, this.#heartbeatTimeout);
+  }
+
+  /**
+   * The peer is dead when nothing at all arrived for a whole timeout since `since`. Bytes that
+   * did arrive prove it alive even if the answer to our PING still waits behind a long queue of
+   * DATA on a slow uplink, so the deadline moves on instead of dropping a busy, healthy agent.
+   */
+  #armPingDeadline(since: number, delay: number): void {
     this.#pingDeadline = setTimeout(() => {
       this.#pingDeadline = undefined;
+      if (this.#closed) return;
+      if (this.#lastReceivedAt > since) {
+        const last = this.#lastReceivedAt;
+        this.#armPingDeadline(last, Math.max(1, this.#heartbeatTimeout - (performance.now() - last)));
+        return;
+      }
       // The link may be blackholed: a GOAWAY would never arrive, so drop it without a handshake.
       this.destroy(
-        new SessionError(ErrorCode.HEARTBEAT_TIMEOUT, `no heartbeat answer within ${this.#heartbeatTimeout} ms`),
+        new SessionError(ErrorCode.HEARTBEAT_TIMEOUT, `nothing received within ${this.#heartbeatTimeout} ms of a heartbeat`),
       );
-    }, this.#heartbeatTimeout);
+    }, delay);
     this.#pingDeadline.unref();
   }
 

@@ -702,6 +702,29 @@ describe('heartbeat', () => {
     expect(session.rtt).toBeUndefined();
   });
 
+  it('keeps a peer that answers no PING but keeps sending, and drops it once it falls silent', async () => {
+    // A slow uplink: the answer to our PING waits behind DATA, yet bytes keep arriving.
+    const { session, peer } = rawPeer('server', { heartbeatIntervalMs: 10, heartbeatTimeoutMs: 400 });
+    const closed = closeError(session);
+    const firstPing = await peer.next((f) => f.type === FrameType.PING && (f.flags & FrameFlag.ACK) === 0);
+    const startedAt = performance.now();
+    // Send something other than the answer every few milliseconds for three timeouts' worth.
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        peer.send([FrameType.PING, FrameFlag.ACK, 0, Buffer.from('not-ours')]);
+        if (++sent >= 200 || performance.now() - startedAt > 1200) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+    expect(session.closed).toBe(false);
+    expect(firstPing.payload.length).toBe(8);
+    // Now silence: the deadline runs out.
+    expect(await closed).toMatchObject({ code: ErrorCode.HEARTBEAT_TIMEOUT });
+  });
+
   it.each(['server', 'agent'] as const)(
     'the %s drops a silent peer with HEARTBEAT_TIMEOUT and fails every open stream (R5/R8)',
     async (detector) => {
