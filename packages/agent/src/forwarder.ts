@@ -1,0 +1,36 @@
+// The seam between the Agent and the code that serves one kind of stream: the Agent picks a
+// Forwarder by the stream's kind (HTTP today, WebSocket next) and reports what it returns.
+import type { RequestHead, Stream } from '@burrow/protocol';
+import type { HostHeaderMode } from './host-header.js';
+import type { Target } from './target.js';
+
+/** Where one tunnel's streams go. */
+export interface TunnelRoute {
+  readonly subdomain: string;
+  readonly target: Target;
+  readonly hostHeader: HostHeaderMode;
+}
+
+/** How one exchange went, once its stream closed. */
+export interface ExchangeReport {
+  method: string;
+  /** Path and query, as the public client asked. */
+  path: string;
+  /**
+   * Status the public client got: the local service's, or 502 when the agent reset the stream
+   * because the local service failed before its head. Absent when no answer is known.
+   */
+  status?: number;
+  /** From the stream's opening to the end of the response (or the failure). */
+  durationMs: number;
+  /** What went wrong, when something did. */
+  error?: string;
+}
+
+/** Serves the streams of one kind. */
+export interface Forwarder {
+  /** Serves `stream` until it closes. Never rejects: failures become RESETs and `error`. */
+  forward(stream: Stream, head: RequestHead, route: TunnelRoute): Promise<ExchangeReport>;
+  /** Releases pooled resources (keep-alive sockets). */
+  close(): void;
+}

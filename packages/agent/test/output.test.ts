@@ -1,0 +1,77 @@
+// Output: the JSON lines of docs/contracts.md, and the human view with and without colour.
+import { describe, expect, test } from 'vitest';
+import { AgentError } from '../src/agent-error.js';
+import { colorEnabled, humanOutput, jsonOutput } from '../src/output.js';
+
+function sink(): { text: () => string; write: (s: string) => void } {
+  let text = '';
+  return { text: () => text, write: (s: string) => void (text += s) };
+}
+
+const tunnel = {
+  url: 'http://app.localhost:8080',
+  subdomain: 'app',
+  target: 'http://localhost:3000',
+  server: 'http://localhost:8080',
+};
+
+describe('jsonOutput', () => {
+  test('one object per line, with the documented fields in order', () => {
+    const out = sink();
+    const json = jsonOutput(out);
+    json.ready(tunnel);
+    json.request({ subdomain: 'app', method: 'GET', path: '/x', status: 200, durationMs: 3 });
+    json.request({
+      subdomain: 'app',
+      method: 'GET',
+      path: '/',
+      status: 502,
+      durationMs: 1,
+      error: 'ECONNREFUSED ...',
+    });
+    json.reconnecting({ attempt: 1, delayMs: 850, reason: 'lost' });
+    json.reconnected(tunnel);
+    json.error(new AgentError('AUTH_FAILED', 'the server refused the token'));
+    expect(out.text().split('\n')).toEqual([
+      '{"event":"ready","url":"http://app.localhost:8080","subdomain":"app","target":"http://localhost:3000","server":"http://localhost:8080"}',
+      '{"event":"request","subdomain":"app","method":"GET","path":"/x","status":200,"durationMs":3}',
+      '{"event":"request","subdomain":"app","method":"GET","path":"/","status":502,"durationMs":1,"error":"ECONNREFUSED ..."}',
+      '{"event":"reconnecting","attempt":1,"delayMs":850,"reason":"lost"}',
+      '{"event":"reconnected","url":"http://app.localhost:8080","subdomain":"app","target":"http://localhost:3000"}',
+      '{"event":"error","code":"AUTH_FAILED","message":"the server refused the token"}',
+      '',
+    ]);
+  });
+});
+
+describe('humanOutput', () => {
+  const now = (): Date => new Date(2025, 0, 1, 12, 34, 56);
+
+  test('a banner per tunnel and a line per request, plain without colour', () => {
+    const out = sink();
+    const human = humanOutput(out, { color: false, now });
+    human.ready(tunnel);
+    human.request({ subdomain: 'app', method: 'POST', path: '/api', status: 201, durationMs: 12 });
+    const lines = out.text().split('\n');
+    expect(lines[0]).toBe('burrow  http://app.localhost:8080 -> http://localhost:3000');
+    expect(lines[1]).toMatch(/^12:34:56 {2}POST {4}\/api {2,}201 {2,}12 ms$/);
+    expect(out.text()).not.toContain('\x1b[');
+  });
+
+  test('colours when asked; a one-time hint on 403 when the Host is preserved', () => {
+    const out = sink();
+    const human = humanOutput(out, { color: true, hostPreserved: true, now });
+    human.request({ subdomain: 'app', method: 'GET', path: '/', status: 403, durationMs: 1 });
+    human.request({ subdomain: 'app', method: 'GET', path: '/', status: 403, durationMs: 1 });
+    expect(out.text()).toContain('\x1b[33m403\x1b[0m');
+    expect(out.text().match(/--host-header rewrite/g)).toHaveLength(1);
+  });
+
+  test('colour only on a terminal with NO_COLOR unset or empty', () => {
+    expect(colorEnabled({ isTTY: true }, {})).toBe(true);
+    expect(colorEnabled({ isTTY: true }, { NO_COLOR: '' })).toBe(true);
+    expect(colorEnabled({ isTTY: true }, { NO_COLOR: '1' })).toBe(false);
+    expect(colorEnabled({ isTTY: false }, {})).toBe(false);
+    expect(colorEnabled({}, {})).toBe(false);
+  });
+});
