@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Adds up the vitest JSON reports that each workspace wrote to .test-results/ and prints one
 // closing line, "tests: N passed, N failed, N skipped", so a CI log states plainly what ran.
-// Exits non-zero when a report is missing, a test failed, or nothing ran at all.
+// Exits non-zero when a report is missing, a test failed, or nothing ran at all. (Lint and typecheck
+// failures stop `npm test` before any report exists; they show as missing reports here.)
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
