@@ -24,6 +24,7 @@ import { describeError } from './describe-error.js';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
 import { HttpForwarder } from './http-forwarder.js';
+import { WebSocketForwarder } from './websocket-forwarder.js';
 import { parseServerUrl, type ServerAddress } from './server-url.js';
 import { parseTarget, type Target } from './target.js';
 import { AGENT_DESCRIPTION } from './version.js';
@@ -183,7 +184,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (options.heartbeatTimeoutMs !== undefined)
       this.#heartbeat.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     // One forwarder per stream kind; a kind without one (WebSocket, for now) is refused cleanly.
-    this.#forwarders = new Map<StreamKind, Forwarder>([[StreamKind.HTTP, new HttpForwarder()]]);
+    this.#forwarders = new Map<StreamKind, Forwarder>([
+      [StreamKind.HTTP, new HttpForwarder()],
+      [StreamKind.WEBSOCKET, new WebSocketForwarder()],
+    ]);
   }
 
   /** The tunnels currently up (empty while disconnected). */
@@ -323,7 +327,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     granted.forEach((tunnel, index) => {
       const config = this.#tunnels[index]!;
       link.tunnels.set(tunnel.id, {
-        route: { subdomain: tunnel.subdomain, target: config.target, hostHeader: config.hostHeader },
+        route: {
+          subdomain: tunnel.subdomain,
+          target: config.target,
+          hostHeader: config.hostHeader,
+          publicUrl: tunnel.url,
+        },
         url: tunnel.url,
       });
     });

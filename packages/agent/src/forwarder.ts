@@ -9,6 +9,8 @@ export interface TunnelRoute {
   readonly subdomain: string;
   readonly target: Target;
   readonly hostHeader: HostHeaderMode;
+  /** The tunnel's public URL ("http://name.localhost:8080"), once the server granted it. */
+  readonly publicUrl?: string;
 }
 
 /** How one exchange went, once its stream closed. */
@@ -25,6 +27,8 @@ export interface ExchangeReport {
   durationMs: number;
   /** What went wrong, when something did. */
   error?: string;
+  /** For a WebSocket: the close code and reason its local hop ended with. */
+  close?: { code: number; reason: string };
 }
 
 /** Serves the streams of one kind. */

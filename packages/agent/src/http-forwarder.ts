@@ -18,7 +18,7 @@ import {
 } from '@burrow/protocol';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { describeError } from './describe-error.js';
-import { applyHostHeader } from './host-header.js';
+import { localRequestHeaders } from './local-headers.js';
 
 export interface HttpForwarderOptions {
   /** Pool of connections to local services; default a keep-alive agent owned by the forwarder. */
@@ -99,7 +99,7 @@ class HttpExchange {
 
   /** Sends the request (again, after a stale keep-alive socket failed it). */
   #send(): void {
-    const { target, hostHeader } = this.#route;
+    const { target } = this.#route;
     const head = this.#head;
     let req: ClientRequest;
     try {
@@ -110,7 +110,7 @@ class HttpExchange {
         path: head.target,
         // A flat raw array is written as is: order, case and duplicates survive, and no Host is
         // added, so the local service sees exactly the Host that applyHostHeader chose.
-        headers: applyHostHeader(head.headers, hostHeader, target),
+        headers: localRequestHeaders(head.headers, this.#route),
         setHost: false,
         agent: this.#agent,
       });

@@ -2,7 +2,7 @@
 // id, refusals, reconnects with the resume secret, drains and graceful shutdown.
 import { once } from 'node:events';
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, StreamKind, StreamResetError } from '@burrow/protocol';
+import { ErrorCode, StreamResetError } from '@burrow/protocol';
 import {
   Agent,
   connectAgent,
@@ -98,7 +98,7 @@ describe('Agent', () => {
     for (const e of events) expect(typeof e.durationMs).toBe('number');
   });
 
-  test('refuses WebSocket streams with UNSUPPORTED_KIND and unknown tunnels with PROTOCOL_ERROR', async () => {
+  test('refuses streams for unknown tunnels with PROTOCOL_ERROR', async () => {
     const fake = await startFakeServer();
     const agent = makeAgent({ server: fake.url, tunnels: [{ target: '3000' }] });
     const ready = once(agent, 'ready');
@@ -106,11 +106,9 @@ describe('Agent', () => {
     const connection = await fake.nextHello();
     welcome(connection);
     await ready;
-    const ws = openRequest(connection.session, { kind: StreamKind.WEBSOCKET });
     const unknown = openRequest(connection.session, { tunnelId: 9 });
-    const [wsResult, unknownResult] = await Promise.all([receive(ws), receive(unknown)]);
-    expect(wsResult.failure).toBeInstanceOf(StreamResetError);
-    expect(wsResult.failure!.code).toBe(ErrorCode.UNSUPPORTED_KIND);
+    const unknownResult = await receive(unknown);
+    expect(unknownResult.failure).toBeInstanceOf(StreamResetError);
     expect(unknownResult.failure!.code).toBe(ErrorCode.PROTOCOL_ERROR);
   });
 

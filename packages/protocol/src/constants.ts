@@ -40,6 +40,24 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** How long the server waits for HELLO after an agent connects. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
 
+/** Largest WebSocket message either side forwards by default; bigger ones close with 1009. */
+export const DEFAULT_WS_MAX_MESSAGE = 64 * 1024 * 1024;
+
+/** How long a WebSocket close may go unanswered before the socket is destroyed. */
+export const DEFAULT_WS_CLOSE_TIMEOUT_MS = 10_000;
+
+/** Bytes of a WebSocket message record header inside a WEBSOCKET stream: kind (u8), length (u32). */
+export const WS_RECORD_HEADER_SIZE = 5;
+
+/** Kinds of WebSocket message records (the first byte of a record). */
+export const WsRecordKind = {
+  /** A text message: its bytes are UTF-8. */
+  TEXT: 0x01,
+  /** A binary message. */
+  BINARY: 0x02,
+} as const;
+export type WsRecordKind = (typeof WsRecordKind)[keyof typeof WsRecordKind];
+
 /** Frame types (one byte). */
 export const FrameType = {
   /** Agent -> server, stream 0: JSON {version, token, tunnels, resume}. */
@@ -75,7 +93,7 @@ export const FrameFlag = {
 export const StreamKind = {
   /** One HTTP request/response exchange. */
   HTTP: 0x01,
-  /** One WebSocket connection (reserved for WebSocket forwarding; refused until supported). */
+  /** One WebSocket connection: messages as records in DATA, the close code and reason in END. */
   WEBSOCKET: 0x02,
 } as const;
 export type StreamKind = (typeof StreamKind)[keyof typeof StreamKind];

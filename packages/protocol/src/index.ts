@@ -8,3 +8,4 @@ export * from './hello.js';
 export * from './transport.js';
 export { Session, type SessionEvents, type SessionOptions } from './session.js';
 export { Stream, type StreamState } from './stream.js';
+export * from './websocket-relay.js';

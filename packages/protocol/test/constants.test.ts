@@ -9,7 +9,11 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HELLO_TIMEOUT_MS,
   DEFAULT_STREAM_WINDOW,
+  DEFAULT_WS_CLOSE_TIMEOUT_MS,
+  DEFAULT_WS_MAX_MESSAGE,
   ErrorCode,
+  WS_RECORD_HEADER_SIZE,
+  WsRecordKind,
   errorCodeName,
   FRAME_HEADER_SIZE,
   FrameFlag,
@@ -41,9 +45,16 @@ const LIMITS: Record<string, number> = {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HELLO_TIMEOUT_MS,
   MAX_TUNNELS_PER_HELLO,
+  DEFAULT_WS_MAX_MESSAGE,
+  DEFAULT_WS_CLOSE_TIMEOUT_MS,
+  WS_RECORD_HEADER_SIZE,
 };
 
 describe('wire constants', () => {
+  it('pins the WebSocket record kinds', () => {
+    expect({ ...WsRecordKind }).toEqual({ TEXT: 0x01, BINARY: 0x02 });
+  });
+
   it('pins the version, sizes and defaults', () => {
     expect(LIMITS).toEqual({
       PROTOCOL_VERSION: 1,
@@ -56,6 +67,9 @@ describe('wire constants', () => {
       MAX_STREAM_WINDOW: 2147483647,
       DEFAULT_CONNECTION_HIGH_WATER: 1048576,
       MAX_BATCH_BYTES: 262144,
+      DEFAULT_WS_MAX_MESSAGE: 67108864,
+      DEFAULT_WS_CLOSE_TIMEOUT_MS: 10000,
+      WS_RECORD_HEADER_SIZE: 5,
       DEFAULT_HEARTBEAT_INTERVAL_MS: 15000,
       DEFAULT_HEARTBEAT_TIMEOUT_MS: 10000,
       DEFAULT_HELLO_TIMEOUT_MS: 10000,
@@ -171,6 +185,7 @@ describe('docs/protocol.md', () => {
   it('lists the flags and stream kinds with their numbers', () => {
     expect(codeTable('### Flags')).toEqual({ ...FrameFlag });
     expect(codeTable('### Stream kinds')).toEqual({ ...StreamKind });
+    expect(codeTable('### WebSocket message records')).toEqual({ ...WsRecordKind });
   });
 
   it('lists the limits and defaults with their values', () => {

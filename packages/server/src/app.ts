@@ -38,6 +38,10 @@ export interface ServerOptions {
   helloTimeoutMs?: number;
   /** How long a shutdown waits for in-flight exchanges before closing agents. */
   drainTimeoutMs?: number;
+  /** Largest WebSocket message from a public client; bigger ones close it with 1009. */
+  wsMaxMessage?: number;
+  /** Ping public WebSockets this often, dropping those that missed the last ping; 0 turns it off. */
+  wsPingIntervalMs?: number;
   logger: Logger;
 }
 
@@ -81,6 +85,8 @@ export class BurrowServer {
       responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
       publicScheme,
       trustProxy: options.trustProxy ?? false,
+      ...(options.wsMaxMessage !== undefined && { wsMaxMessage: options.wsMaxMessage }),
+      ...(options.wsPingIntervalMs !== undefined && { wsPingIntervalMs: options.wsPingIntervalMs }),
       log,
     });
     // The http server is created inside fastify's constructor, before BurrowServer exists.
@@ -143,7 +149,9 @@ export class BurrowServer {
     for (const agent of this.agents) agent.session.goAway(ErrorCode.SHUTDOWN, 'the server is shutting down');
     this.http.close();
     await this.ingress.idle(this.#options.drainTimeoutMs ?? 10_000);
+    // Closing the sessions ends every tunneled WebSocket; the relays give public clients 1001.
     for (const agent of this.agents) agent.session.close(ErrorCode.SHUTDOWN, 'the server is shutting down');
+    this.ingress.close();
     this.http.closeAllConnections();
     await this.app.close();
   }
@@ -154,6 +162,7 @@ export class BurrowServer {
       status: this.#closing ? 'draining' : 'ok',
       agents: this.agents.size,
       tunnels: this.registry.size,
+      websockets: this.ingress.webSocketCount,
     }));
     app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip));
     app.get('/', (_request, reply) => {
@@ -211,7 +220,7 @@ export class BurrowServer {
     socket.on('error', () => socket.destroy());
     const route = routeHost(req.rawHeaders, this.#options.domain, req.httpVersion);
     if (route.kind === 'tunnel') {
-      this.ingress.handleUpgrade(req, socket);
+      this.ingress.handleUpgrade(req, socket, head, route.label, route.host);
       return;
     }
     if (route.kind === 'invalid') {

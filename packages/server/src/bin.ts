@@ -30,6 +30,8 @@ async function main(): Promise<void> {
     responseTimeoutMs: config.responseTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    wsPingIntervalMs: config.wsPingIntervalMs,
+    wsMaxMessage: config.wsMaxMessage,
     logger,
   });
   let info;

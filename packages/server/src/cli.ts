@@ -15,6 +15,8 @@ export interface CliConfig {
   responseTimeoutMs: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  wsPingIntervalMs: number;
+  wsMaxMessage: number;
   logLevel: string;
 }
 
@@ -56,6 +58,8 @@ export function buildCommand(version: string): Command {
     .addOption(new Option('--response-timeout <ms>', 'wait this long for a response head, then 504').env('BURROW_RESPONSE_TIMEOUT').argParser(integer(1, 3_600_000)).default(60_000))
     .addOption(new Option('--heartbeat-interval <ms>', 'ping agents this often').env('BURROW_HEARTBEAT_INTERVAL').argParser(integer(100, 600_000)).default(15_000))
     .addOption(new Option('--heartbeat-timeout <ms>', 'drop an agent whose ping goes unanswered this long').env('BURROW_HEARTBEAT_TIMEOUT').argParser(integer(100, 600_000)).default(10_000))
+    .addOption(new Option('--ws-ping-interval <ms>', 'ping public WebSockets this often; 0 turns it off').env('BURROW_WS_PING_INTERVAL').argParser(integer(0, 3_600_000)).default(30_000))
+    .addOption(new Option('--ws-max-message <bytes>', 'largest WebSocket message; bigger ones close with 1009').env('BURROW_WS_MAX_MESSAGE').argParser(integer(1, 2 ** 31 - 1)).default(64 * 1024 * 1024))
     .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').env('BURROW_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .showHelpAfterError()
     .allowExcessArguments(false);
@@ -124,6 +128,8 @@ export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.Process
     responseTimeoutMs: opts['responseTimeout'] as number,
     heartbeatIntervalMs,
     heartbeatTimeoutMs,
+    wsPingIntervalMs: opts['wsPingInterval'] as number,
+    wsMaxMessage: opts['wsMaxMessage'] as number,
     logLevel: opts['logLevel'] as string,
   };
 }

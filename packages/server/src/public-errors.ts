@@ -2,16 +2,19 @@
 // of codes (each with its status and a title), rendered as a small HTML page for browsers and as
 // plain text otherwise, always with the machine-readable `x-burrow-error` header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SessionError} from '@burrow/protocol';
+import { ErrorCode, StreamResetError } from '@burrow/protocol';
 
 export const PUBLIC_ERRORS = {
   bad_host: { status: 400, title: 'Bad Host header' },
+  bad_request: { status: 400, title: 'Bad request' },
   tunnel_not_found: { status: 404, title: 'Tunnel not found' },
   local_unreachable: { status: 502, title: 'Local service unreachable' },
   local_error: { status: 502, title: 'Local service failed' },
   agent_disconnected: { status: 502, title: 'Tunnel agent disconnected' },
   server_draining: { status: 503, title: 'Tunnel is shutting down' },
   response_timeout: { status: 504, title: 'Local service too slow' },
-  upgrade_unsupported: { status: 501, title: 'Upgrade not supported' },
+  upgrade_unsupported: { status: 400, title: 'Upgrade not supported' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type PublicErrorCode = keyof typeof PUBLIC_ERRORS;
@@ -63,4 +66,29 @@ export function sendPublicError(req: IncomingMessage, res: ServerResponse, code:
   const { status, headers, body } = renderPublicError(code, detail, req.headers.accept);
   res.writeHead(status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * The public answer for a stream that failed before its response head, or undefined when this
+ * side reset it (the public client left, or a timeout already answered).
+ */
+export function answerForFailure(
+  failure: StreamResetError | SessionError,
+): { code: PublicErrorCode; detail: string } | undefined {
+  if (failure instanceof StreamResetError) {
+    if (!failure.remote) return undefined;
+    switch (failure.code) {
+      case ErrorCode.LOCAL_UNREACHABLE:
+        return { code: 'local_unreachable', detail: failure.message };
+      case ErrorCode.REFUSED_STREAM:
+      case ErrorCode.SHUTDOWN:
+        return { code: 'server_draining', detail: `The agent refused the request: ${failure.message}` };
+      default:
+        return { code: 'local_error', detail: failure.message || failure.codeName };
+    }
+  }
+  if (failure.code === ErrorCode.SHUTDOWN && !failure.remote) {
+    return { code: 'server_draining', detail: 'The server is shutting down; try again shortly.' };
+  }
+  return { code: 'agent_disconnected', detail: `The tunnel's agent disconnected: ${failure.message}` };
 }

@@ -51,7 +51,7 @@ describe('burrow-server', () => {
     cleanup.push(() => server.close());
     const res = await server.app.inject({ url: '/_burrow/health' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ status: 'ok', agents: 0, tunnels: 0 });
+    expect(res.json()).toEqual({ status: 'ok', agents: 0, tunnels: 0, websockets: 0 });
   });
 
   it('gives an agent a random subdomain and routes its tunnel host to it', async () => {
@@ -160,12 +160,17 @@ describe('burrow-server', () => {
     expect(res).toMatchObject({ status: 200, body: 'still here' });
   });
 
-  it('answers a tunnel upgrade request with 501 until WebSocket forwarding exists, never a raw pipe', async () => {
+  it('answers a non-WebSocket upgrade (h2c) with 400, never a raw pipe (W11)', async () => {
     const { port, url } = await startServer();
-    const a = await agent(url, {});
-    const res = await get(port, `${a.welcome.tunnels[0]!.subdomain}.localhost`, '/', { Connection: 'Upgrade', Upgrade: 'h2c' }).catch((e: Error) => e);
+    let opened = 0;
+    const a = await agent(url, {}, (stream) => {
+      opened++;
+      stream.reset(ErrorCode.CANCEL, 'unexpected');
+    });
+    const res = await get(port, `${a.welcome.tunnels[0]!.subdomain}.localhost`, '/', { Connection: 'Upgrade', Upgrade: 'h2c' });
     // Node's client treats the answer to an upgrade as a plain response when no 101 comes.
-    expect(res).toMatchObject({ status: 501, headers: { 'x-burrow-error': 'upgrade_unsupported' } });
+    expect(res).toMatchObject({ status: 400, headers: { 'x-burrow-error': 'upgrade_unsupported' } });
+    expect(opened).toBe(0);
   });
 
   it('answers a malformed Host with 400 and nothing reaches an agent (H3)', async () => {

@@ -1,0 +1,152 @@
+// HttpExchange: one public HTTP request and its response, carried by one stream. The request body
+// is piped into the stream and the stream into the response; credit is granted only as the sockets
+// accept bytes. The response head, 1xx heads and trailers are relayed as the local service sent them.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { decodeResponseHead, decodeTrailers, ErrorCode, type ResponseHead, type Stream } from '@burrow/protocol';
+import { stripHopByHop, toPairs } from './headers.js';
+import { answerForFailure, sendPublicError, type PublicErrorCode } from './public-errors.js';
+
+/** One public request/response carried by one stream. */
+export class HttpExchange {
+  #req: IncomingMessage;
+  #res: ServerResponse;
+  #stream: Stream;
+  #timer: NodeJS.Timeout | undefined;
+  #finalHead = false;
+  #done = false;
+  #log: Logger;
+  #onDone: () => void;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    stream: Stream,
+    private readonly timeoutMs: number,
+    log: Logger,
+    onDone: () => void,
+  ) {
+    this.#req = req;
+    this.#res = res;
+    this.#stream = stream;
+    this.#log = log;
+    this.#onDone = onDone;
+    res.sendDate = false; // the local service's own Date (if any) is forwarded as is
+
+    stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
+    stream.on('close', () => this.#onStreamClose());
+    // The request body flows into the stream; the stream only takes what the agent has credit for.
+    req.pipe(stream);
+    // The local service's response time is counted from the end of the request.
+    stream.on('finish', () => {
+      if (!this.#finalHead && !this.#done) this.#timer = setTimeout(() => this.#onTimeout(), this.timeoutMs);
+    });
+    res.on('finish', () => {
+      if (!req.complete) {
+        // The local service answered without reading the whole body: stop carrying the rest.
+        req.unpipe(stream);
+        stream.reset(ErrorCode.CANCEL, 'the response completed before the request body');
+        req.resume();
+      }
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        // The public client went away before the response was complete: abort the local side too.
+        stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
+      }
+      this.#finish();
+    });
+  }
+
+  #onHeaders(payload: Buffer): void {
+    let head: ResponseHead;
+    try {
+      head = decodeResponseHead(payload);
+    } catch (error) {
+      this.#stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
+      return;
+    }
+    if (this.#finalHead) {
+      this.#stream.reset(ErrorCode.PROTOCOL_ERROR, 'a second final response head');
+      return;
+    }
+    if (head.status < 200) {
+      this.#informational(head);
+      return;
+    }
+    this.#finalHead = true;
+    clearTimeout(this.#timer);
+    const res = this.#res;
+    if (res.destroyed) return;
+    res.writeHead(head.status, head.statusText, stripHopByHop(head.headers));
+    // Flush the head now: a long-poll or SSE response must reach the client before any body does.
+    res.flushHeaders();
+    this.#stream.pipe(res, { end: false });
+    this.#stream.on('end', () => {
+      const trailers = decodeTrailersSafe(this.#stream.remoteTrailers);
+      if (trailers.length > 0) res.addTrailers(toPairs(trailers));
+      res.end();
+    });
+  }
+
+  #informational(head: ResponseHead): void {
+    const res = this.#res;
+    if (res.headersSent || res.destroyed) return;
+    if (head.status === 100) res.writeContinue();
+    else if (head.status === 102) res.writeProcessing();
+    else if (head.status === 103) {
+      const hints: Record<string, string | string[]> = {};
+      for (const [name, value] of toPairs(stripHopByHop(head.headers))) {
+        const key = name.toLowerCase();
+        const prior = hints[key];
+        hints[key] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
+      }
+      res.writeEarlyHints(hints);
+    }
+    // 101 belongs to WebSocket streams; other 1xx codes have no meaning to forward.
+  }
+
+  #onTimeout(): void {
+    if (this.#finalHead || this.#done) return;
+    this.#stream.reset(ErrorCode.CANCEL, `no response head within ${this.timeoutMs} ms`);
+    this.#fail('response_timeout', `The local service did not start its response within ${this.timeoutMs / 1000} s.`);
+  }
+
+  #onStreamClose(): void {
+    clearTimeout(this.#timer);
+    const failure = this.#stream.failure;
+    if (!failure) return;
+    if (this.#finalHead) {
+      // The body was cut short: abort the public connection so it is not taken as complete.
+      this.#res.destroy();
+      return;
+    }
+    const answer = answerForFailure(failure);
+    if (answer) this.#fail(answer.code, answer.detail);
+    // Reset by this side (client gone, timeout): the answer, if any, was already given.
+  }
+
+  #fail(code: PublicErrorCode, detail: string): void {
+    if (this.#done) return;
+    this.#req.unpipe(this.#stream);
+    this.#req.resume();
+    sendPublicError(this.#req, this.#res, code, detail);
+    this.#log.debug({ code, detail, url: this.#req.url }, 'exchange failed');
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#onDone();
+  }
+}
+
+function decodeTrailersSafe(payload: Buffer | undefined): string[] {
+  if (!payload || payload.length === 0) return [];
+  try {
+    return decodeTrailers(payload);
+  } catch {
+    return [];
+  }
+}

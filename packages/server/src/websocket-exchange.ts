@@ -1,0 +1,159 @@
+// WebSocketExchange: one public WebSocket upgrade carried by a WEBSOCKET stream. The public client
+// is answered only once the local service answered the agent's own upgrade: 101 with the
+// subprotocol the local service chose, or the local service's status, headers and body. After a
+// 101 the relay carries messages and the close both ways.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { decodeResponseHead, ErrorCode, relayWebSocket, type ResponseHead, type Stream } from '@burrow/protocol';
+import { stripHopByHop } from './headers.js';
+import { answerForFailure, sendPublicError } from './public-errors.js';
+
+/** The public side's WebSocket server and the sockets that answered their last ping. */
+export interface PublicWebSockets {
+  server: WebSocketServer;
+  alive: WeakSet<WebSocket>;
+}
+
+export interface WebSocketExchangeOptions {
+  websockets: PublicWebSockets;
+  responseTimeoutMs: number;
+  log: Logger;
+}
+
+const kChosenProtocol = Symbol('burrow.chosenProtocol');
+const kExtraHeaders = Symbol('burrow.extraHeaders');
+
+interface UpgradeRequest extends IncomingMessage {
+  [kChosenProtocol]?: string;
+  [kExtraHeaders]?: string[];
+}
+
+/** Fields of the local service's 101 that ws writes itself for the public hop. */
+const OWN_101_FIELDS: ReadonlySet<string> = new Set([
+  'sec-websocket-accept',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+  'date',
+]);
+
+export class WebSocketExchange {
+  /** The subprotocol the local service chose for `request`, for the WebSocketServer. */
+  static chosenProtocol(request: IncomingMessage): string | undefined {
+    return (request as UpgradeRequest)[kChosenProtocol];
+  }
+
+  /** Other fields of the local service's 101 (Set-Cookie, ...) as "Name: value" lines. */
+  static extraHeaders(request: IncomingMessage): string[] {
+    return (request as UpgradeRequest)[kExtraHeaders] ?? [];
+  }
+
+  #req: UpgradeRequest;
+  #socket: Duplex;
+  #head: Buffer;
+  #res: ServerResponse;
+  #stream: Stream;
+  #options: WebSocketExchangeOptions;
+  #timer: NodeJS.Timeout;
+  #answered = false;
+
+  constructor(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    res: ServerResponse,
+    stream: Stream,
+    options: WebSocketExchangeOptions,
+  ) {
+    this.#req = req;
+    this.#socket = socket;
+    this.#head = head;
+    this.#res = res;
+    this.#stream = stream;
+    this.#options = options;
+    // The stream's request side stays open: after a 101 it carries the public client's messages.
+    stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
+    stream.on('close', () => this.#onStreamClose());
+    this.#timer = setTimeout(() => this.#onTimeout(), options.responseTimeoutMs);
+    socket.on('close', () => {
+      // The public client left before its answer: the local socket is not wanted any more.
+      if (!this.#answered) stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
+    });
+  }
+
+  #onHeaders(payload: Buffer): void {
+    if (this.#answered) return;
+    let head: ResponseHead;
+    try {
+      head = decodeResponseHead(payload);
+    } catch (error) {
+      this.#stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
+      return;
+    }
+    if (head.status < 200 && head.status !== 101) return;
+    this.#answered = true;
+    clearTimeout(this.#timer);
+    if (head.status === 101) this.#accept(head);
+    else this.#refuse(head);
+  }
+
+  /** The local service accepted: complete the public upgrade and relay. */
+  #accept(head: ResponseHead): void {
+    const extra: string[] = [];
+    for (let i = 0; i + 1 < head.headers.length; i += 2) {
+      const name = head.headers[i]!;
+      const lower = name.toLowerCase();
+      if (lower === 'sec-websocket-protocol') this.#req[kChosenProtocol] = head.headers[i + 1]!.trim();
+      else if (!OWN_101_FIELDS.has(lower)) extra.push(name, head.headers[i + 1]!);
+    }
+    const kept = stripHopByHop(extra);
+    const lines: string[] = [];
+    for (let i = 0; i + 1 < kept.length; i += 2) lines.push(`${kept[i]!}: ${kept[i + 1]!}`);
+    this.#req[kExtraHeaders] = lines;
+    const { server, alive } = this.#options.websockets;
+    this.#socket.removeAllListeners('close');
+    server.handleUpgrade(this.#req, this.#socket, this.#head, (ws) => {
+      alive.add(ws);
+      ws.on('pong', () => alive.add(ws));
+      relayWebSocket(ws, this.#stream, { side: 'public' });
+    });
+    if (this.#socket.destroyed) this.#stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
+  }
+
+  /** The local service answered with another status: pass it on as is, then close. */
+  #refuse(head: ResponseHead): void {
+    const res = this.#res;
+    if (res.destroyed) return;
+    res.writeHead(head.status, head.statusText, stripHopByHop(head.headers));
+    this.#stream.pipe(res);
+    // No WebSocket follows a refusal: end our side so that the stream can finish.
+    this.#stream.end();
+  }
+
+  #onTimeout(): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    this.#stream.reset(ErrorCode.CANCEL, `no upgrade answer within ${this.#options.responseTimeoutMs} ms`);
+    sendPublicError(
+      this.#req,
+      this.#res,
+      'response_timeout',
+      `The local service did not answer the WebSocket upgrade within ${this.#options.responseTimeoutMs / 1000} s.`,
+    );
+  }
+
+  #onStreamClose(): void {
+    clearTimeout(this.#timer);
+    const failure = this.#stream.failure;
+    if (this.#answered) {
+      // After a refusal's head, a cut body must not look complete.
+      if (failure && !this.#res.writableFinished && this.#res.headersSent) this.#res.destroy();
+      return;
+    }
+    this.#answered = true;
+    const answer = failure ? answerForFailure(failure) : undefined;
+    if (answer) sendPublicError(this.#req, this.#res, answer.code, answer.detail);
+    else this.#socket.destroy();
+  }
+}
