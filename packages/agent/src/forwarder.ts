@@ -27,6 +27,8 @@ export interface ExchangeReport {
   durationMs: number;
   /** What went wrong, when something did. */
   error?: string;
+  /** What to change, when the response matched a known refusal (see diagnosis.ts). */
+  hint?: string;
   /** For a WebSocket: the close code and reason its local hop ended with. */
   close?: { code: number; reason: string };
 }

@@ -18,6 +18,7 @@ import {
 } from '@burrow/protocol';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { describeError } from './describe-error.js';
+import { diagnoseResponse, DIAGNOSIS_PEEK_BYTES } from './diagnosis.js';
 import { localRequestHeaders } from './local-headers.js';
 
 export interface HttpForwarderOptions {
@@ -67,6 +68,7 @@ class HttpExchange {
   /** Set when this side reset the stream. */
   #resetCode: number | undefined;
   #error: string | undefined;
+  #hint: string | undefined;
   #resolve: ((report: ExchangeReport) => void) | undefined;
 
   constructor(stream: Stream, head: RequestHead, route: TunnelRoute, agent: http.Agent) {
@@ -187,6 +189,7 @@ class HttpExchange {
       return;
     }
     this.#status = status;
+    if (status === 403) this.#peekBody(res);
     // Not a plain pipe: the stream's writable side may only end after the trailers are set. (HEAD,
     // 204 and 304 responses carry no body: Node's parser ends them at once.)
     res.pipe(stream, { end: false });
@@ -209,6 +212,23 @@ class HttpExchange {
           `the local service at ${this.#route.target.address} broke off its response`,
         );
       }
+    });
+  }
+
+  /** Keeps the start of a refusal's body to recognise known dev-server refusals. */
+  #peekBody(res: IncomingMessage): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= DIAGNOSIS_PEEK_BYTES) res.off('data', onData);
+    };
+    res.on('data', onData);
+    res.on('end', () => {
+      const start = Buffer.concat(chunks).subarray(0, DIAGNOSIS_PEEK_BYTES).toString('utf8');
+      const host = this.#route.publicUrl === undefined ? undefined : new URL(this.#route.publicUrl).host;
+      this.#hint = diagnoseResponse(403, start, host);
     });
   }
 
@@ -283,6 +303,7 @@ class HttpExchange {
     };
     if (status !== undefined) report.status = status;
     if (this.#error !== undefined && !done) report.error = this.#error;
+    if (this.#hint !== undefined) report.hint = this.#hint;
     this.#resolve?.(report);
   }
 }

@@ -38,6 +38,7 @@ export function jsonOutput(out: OutputSink): AgentOutput {
         status: e.status ?? null,
         durationMs: e.durationMs,
         ...(e.error === undefined ? {} : { error: e.error }),
+        ...(e.hint === undefined ? {} : { hint: e.hint }),
       }),
     reconnecting: (e) =>
       line({ event: 'reconnecting', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason }),
@@ -65,6 +66,7 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
     options.color ? `\x1b[${ANSI[style]}m${text}\x1b[0m` : text;
   const now = options.now ?? (() => new Date());
   let hinted = false;
+  const hints = new Set<string>();
   const statusColor = (status: number | undefined): keyof typeof ANSI =>
     status === undefined || status >= 500
       ? 'red'
@@ -82,7 +84,10 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
       out.write(
         `${paint('dim', time)}  ${e.method.padEnd(7)} ${e.path.padEnd(30)} ${status} ${`${e.durationMs} ms`.padStart(8)}${error}\n`,
       );
-      if (e.status === 403 && options.hostPreserved && !hinted) {
+      if (e.hint !== undefined && !hints.has(e.hint)) {
+        hints.add(e.hint);
+        out.write(paint('yellow', `hint: ${e.hint}\n`));
+      } else if (e.status === 403 && options.hostPreserved && !hinted && hints.size === 0) {
         hinted = true;
         out.write(
           paint(
