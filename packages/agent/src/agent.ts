@@ -219,6 +219,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const session = this.#link?.session;
     if (session && !session.closed && this.#link?.welcomed) {
       session.goAway(ErrorCode.SHUTDOWN, 'the agent is shutting down');
+      // WebSockets never finish by themselves: close them (1001 both ways) and wait for HTTP only.
+      for (const forwarder of this.#forwarders.values()) forwarder.shutdown?.();
       await this.#settleInFlight(this.#shutdownTimeoutMs);
     }
     const link = this.#link;

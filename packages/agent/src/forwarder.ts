@@ -37,6 +37,8 @@ export interface ExchangeReport {
 export interface Forwarder {
   /** Serves `stream` until it closes. Never rejects: failures become RESETs and `error`. */
   forward(stream: Stream, head: RequestHead, route: TunnelRoute): Promise<ExchangeReport>;
+  /** The agent is stopping: end long-lived exchanges (WebSockets) now instead of waiting. */
+  shutdown?(): void;
   /** Releases pooled resources (keep-alive sockets). */
   close(): void;
 }

@@ -37,12 +37,16 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENO
 
 export class WebSocketForwarder implements Forwarder {
   #maxMessage: number;
+  /** Streams of open WebSockets, so that a stopping agent can close them. */
+  #open = new Set<Stream>();
 
   constructor(options: WebSocketForwarderOptions = {}) {
     this.#maxMessage = options.maxMessage ?? DEFAULT_WS_MAX_MESSAGE;
   }
 
   forward(stream: Stream, head: RequestHead, route: TunnelRoute): Promise<ExchangeReport> {
+    this.#open.add(stream);
+    stream.once('close', () => this.#open.delete(stream));
     return new Promise((resolve) => {
       const startedAt = performance.now();
       const report = (extra: Partial<ExchangeReport>): void =>
@@ -134,7 +138,13 @@ export class WebSocketForwarder implements Forwarder {
     });
   }
 
-  close(): void {}
+  shutdown(): void {
+    for (const stream of this.#open) stream.reset(ErrorCode.SHUTDOWN, 'the tunnel agent is stopping');
+  }
+
+  close(): void {
+    this.shutdown();
+  }
 }
 
 /**

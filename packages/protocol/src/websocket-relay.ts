@@ -252,13 +252,15 @@ class WebSocketRelay {
   }
 
   #codeForFailure(failure: StreamResetError | SessionError): { code: number; reason: string } {
+    // A drain or a stop (GOAWAY or RESET with SHUTDOWN): the sender's own words, with 1001.
+    if (failure.code === ErrorCode.SHUTDOWN) {
+      return { code: WsCloseCode.GOING_AWAY, reason: failure.message || 'going away' };
+    }
     if (failure instanceof SessionError) {
-      if (failure.code === ErrorCode.SHUTDOWN) return { code: WsCloseCode.GOING_AWAY, reason: 'server shutting down' };
       return this.#side === 'public'
         ? { code: WsCloseCode.SERVICE_RESTART, reason: 'tunnel agent disconnected' }
         : { code: WsCloseCode.GOING_AWAY, reason: 'tunnel connection lost' };
     }
-    if (failure.code === ErrorCode.SHUTDOWN) return { code: WsCloseCode.GOING_AWAY, reason: 'server shutting down' };
     return this.#side === 'public'
       ? { code: WsCloseCode.INTERNAL_ERROR, reason: 'the tunnel stream failed' }
       : { code: WsCloseCode.GOING_AWAY, reason: 'the public client went away' };

@@ -76,11 +76,13 @@ export class WebSocketExchange {
     stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
     stream.on('close', () => this.#onStreamClose());
     this.#timer = setTimeout(() => this.#onTimeout(), options.responseTimeoutMs);
-    socket.on('close', () => {
-      // The public client left before its answer: the local socket is not wanted any more.
-      if (!this.#answered) stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
-    });
+    socket.on('close', this.#onSocketClose);
   }
+
+  /** The public client left before its answer: the local socket is not wanted any more. */
+  #onSocketClose = (): void => {
+    if (!this.#answered) this.#stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
+  };
 
   #onHeaders(payload: Buffer): void {
     if (this.#answered) return;
@@ -112,7 +114,7 @@ export class WebSocketExchange {
     for (let i = 0; i + 1 < kept.length; i += 2) lines.push(`${kept[i]!}: ${kept[i + 1]!}`);
     this.#req[kExtraHeaders] = lines;
     const { server, alive } = this.#options.websockets;
-    this.#socket.removeAllListeners('close');
+    this.#socket.off('close', this.#onSocketClose);
     server.handleUpgrade(this.#req, this.#socket, this.#head, (ws) => {
       alive.add(ws);
       ws.on('pong', () => alive.add(ws));
