@@ -9,6 +9,7 @@ import {
   encodeResponseHead,
   ErrorCode,
   relayWebSocket,
+  wsMaxPayload,
   type RelayResult,
   type RequestHead,
   type Stream,
@@ -64,7 +65,7 @@ export class WebSocketForwarder implements Forwarder {
         ws = new WebSocket(url, protocols, {
           headers,
           perMessageDeflate: true,
-          maxPayload: this.#maxMessage,
+          maxPayload: wsMaxPayload(this.#maxMessage),
           followRedirects: false,
         });
       } catch (error) {
@@ -100,6 +101,7 @@ export class WebSocketForwarder implements Forwarder {
         );
         relayWebSocket(ws, stream, {
           side: 'local',
+          maxMessage: this.#maxMessage,
           onDone: (result: RelayResult) => report({ status: 101, close: { code: result.code, reason: result.reason } }),
         });
       });

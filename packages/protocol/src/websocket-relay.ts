@@ -32,6 +32,12 @@ export interface RelayOptions {
   closeTimeoutMs?: number;
   /** Stop reading the stream while the socket has more than this many bytes queued. */
   highWaterMark?: number;
+  /**
+   * Largest message taken from the socket; a bigger one closes it with 1009. ws's own maxPayload
+   * counts bytes on the wire, which for a compressed incompressible message exceed its size, so
+   * the socket is given some slack (wsMaxPayload) and the exact limit is checked here.
+   */
+  maxMessage?: number;
   /** Called once the hop is closed and the stream is done, with the code this hop ended with. */
   onDone?: (result: RelayResult) => void;
 }
@@ -45,6 +51,11 @@ export interface RelayResult {
 }
 
 const WS_OPEN = 1;
+
+/** The maxPayload to give ws for a message limit: room for permessage-deflate's framing. */
+export function wsMaxPayload(maxMessage: number): number {
+  return maxMessage + 1024 + Math.ceil(maxMessage / 4096);
+}
 
 /** Close codes (RFC 6455 7.4) this module names. */
 export const WsCloseCode = {
@@ -114,6 +125,7 @@ class WebSocketRelay {
   #side: RelaySide;
   #closeTimeoutMs: number;
   #highWater: number;
+  #maxMessage: number;
   #onDone: ((result: RelayResult) => void) | undefined;
   /** Set when the socket reported an error; its close code is what the other hop gets. */
   #errorCode: number | undefined;
@@ -133,6 +145,7 @@ class WebSocketRelay {
     this.#side = options.side;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_WS_CLOSE_TIMEOUT_MS;
     this.#highWater = options.highWaterMark ?? 1024 * 1024;
+    this.#maxMessage = options.maxMessage ?? Number.POSITIVE_INFINITY;
     this.#onDone = options.onDone;
 
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
@@ -152,6 +165,12 @@ class WebSocketRelay {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     const stream = this.#stream;
     if (stream.destroyed || stream.writableEnded) return;
+    if (bytes.length > this.#maxMessage) {
+      // Closed here, and forwarded as 1009 by #onSocketClose like ws's own size refusals.
+      this.#errorCode = WsCloseCode.MESSAGE_TOO_BIG;
+      this.#socket.close(WsCloseCode.MESSAGE_TOO_BIG, 'message too big');
+      return;
+    }
     stream.write(encodeWsRecordHeader(isBinary ? WsRecordKind.BINARY : WsRecordKind.TEXT, bytes.length));
     // The stream takes what its credit allows; until it drains, stop reading the socket.
     if (!stream.write(bytes)) this.#socket.pause();

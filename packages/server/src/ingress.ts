@@ -11,6 +11,7 @@ import {
   ErrorCode,
   SessionError,
   StreamKind,
+  wsMaxPayload,
   type Stream,
 } from '@burrow/protocol';
 import { forwardRequestHeaders } from './headers.js';
@@ -56,8 +57,10 @@ export class Ingress {
     const wss = new WebSocketServer({
       noServer: true,
       clientTracking: true,
-      maxPayload: options.wsMaxMessage ?? DEFAULT_WS_MAX_MESSAGE,
-      perMessageDeflate: true,
+      maxPayload: wsMaxPayload(options.wsMaxMessage ?? DEFAULT_WS_MAX_MESSAGE),
+      // Compress only messages of 1 KiB and more, without context takeover: zlib state is then
+      // made only for sockets that send large messages, instead of ~256 KiB for every socket.
+      perMessageDeflate: { serverNoContextTakeover: true, threshold: 1024 },
       // The subprotocol is the one the local service chose, recorded on the request.
       handleProtocols: (_offered, request) => WebSocketExchange.chosenProtocol(request) ?? false,
     });
@@ -130,6 +133,7 @@ export class Ingress {
     if (!stream) return;
     new WebSocketExchange(req, socket, head, res, stream, {
       websockets: this.#websockets,
+      maxMessage: this.#options.wsMaxMessage ?? DEFAULT_WS_MAX_MESSAGE,
       responseTimeoutMs: this.#options.responseTimeoutMs,
       log: this.#log,
     });

@@ -18,6 +18,7 @@ export interface PublicWebSockets {
 
 export interface WebSocketExchangeOptions {
   websockets: PublicWebSockets;
+  maxMessage: number;
   responseTimeoutMs: number;
   log: Logger;
 }
@@ -118,7 +119,7 @@ export class WebSocketExchange {
     server.handleUpgrade(this.#req, this.#socket, this.#head, (ws) => {
       alive.add(ws);
       ws.on('pong', () => alive.add(ws));
-      relayWebSocket(ws, this.#stream, { side: 'public' });
+      relayWebSocket(ws, this.#stream, { side: 'public', maxMessage: this.#options.maxMessage });
     });
     if (this.#socket.destroyed) this.#stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');
   }
