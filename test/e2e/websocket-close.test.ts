@@ -10,7 +10,7 @@ import { startServer, startTunnel, type BurrowAgent, type BurrowServer } from '.
 import { createHash } from 'node:crypto';
 import { RawConnection } from '../helpers/raw-http.js';
 import { Signal } from '../helpers/wait.js';
-import { startLocalWsApp, type LocalWsApp, type LocalWsConnection } from '../helpers/ws-local.js';
+import { startEchoTunnel, startLocalWsApp, type LocalWsApp, type LocalWsConnection } from '../helpers/ws-local.js';
 import type { WsPeer } from '../helpers/ws-peer.js';
 import {
   Opcode,
@@ -35,9 +35,7 @@ let app: LocalWsApp;
 let agent: BurrowAgent;
 
 beforeAll(async () => {
-  server = cleanup.add('burrow-server', await startServer());
-  app = cleanup.add('local ws echo app', await startLocalWsApp());
-  agent = cleanup.add('agent', await startTunnel(server, app.port));
+  ({ server, app, agent } = await startEchoTunnel(cleanup));
 });
 afterAll(() => cleanup.run());
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Cleanup } from '../helpers/cleanup.js';
 import { startServer, startTunnel, type BurrowAgent, type BurrowServer } from '../helpers/burrow.js';
 import { MiB, sha256 } from '../helpers/bytes.js';
-import { startLocalWsApp, type LocalWsApp } from '../helpers/ws-local.js';
+import { startEchoTunnel, startLocalWsApp, type LocalWsApp } from '../helpers/ws-local.js';
 import { binaryOfBytes, textOfBytes } from '../helpers/ws-payloads.js';
 import type { WsPeer } from '../helpers/ws-peer.js';
 import { connectPublicWs, type PublicWsOptions } from '../helpers/ws-public.js';
@@ -21,9 +21,7 @@ let app: LocalWsApp;
 let agent: BurrowAgent;
 
 beforeAll(async () => {
-  server = cleanup.add('burrow-server', await startServer());
-  app = cleanup.add('local ws echo app', await startLocalWsApp());
-  agent = cleanup.add('agent', await startTunnel(server, app.port));
+  ({ server, app, agent } = await startEchoTunnel(cleanup));
 });
 afterAll(() => cleanup.run());
 

@@ -5,9 +5,9 @@
 // receiver tests.
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { Cleanup } from '../helpers/cleanup.js';
-import { startServer, startTunnel, type BurrowAgent, type BurrowServer } from '../helpers/burrow.js';
+import type { BurrowAgent, BurrowServer } from '../helpers/burrow.js';
 import { RawConnection } from '../helpers/raw-http.js';
-import { startLocalWsApp, type LocalWsApp } from '../helpers/ws-local.js';
+import { startEchoTunnel, type LocalWsApp } from '../helpers/ws-local.js';
 import {
   Opcode,
   clientFrame,
@@ -25,9 +25,7 @@ let app: LocalWsApp;
 let agent: BurrowAgent;
 
 beforeAll(async () => {
-  server = cleanup.add('burrow-server', await startServer());
-  app = cleanup.add('local ws echo app', await startLocalWsApp());
-  agent = cleanup.add('agent', await startTunnel(server, app.port));
+  ({ server, app, agent } = await startEchoTunnel(cleanup));
 });
 afterAll(() => cleanup.run());
 

@@ -7,6 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import { startServer, startTunnel, type BurrowAgent, type BurrowServer } from './burrow.js';
+import type { Cleanup } from './cleanup.js';
 import { startLocalApp, type LocalApp } from './local-app.js';
 import { WsPeer } from './ws-peer.js';
 
@@ -154,4 +156,19 @@ export async function startLocalWsApp(options: LocalWsOptions = {}): Promise<Loc
       await app.stop();
     },
   };
+}
+
+/** A burrow-server, a local ws echo app and an agent tunnelling to it: the WebSocket suites' base. */
+export interface EchoTunnel {
+  server: BurrowServer;
+  app: LocalWsApp;
+  agent: BurrowAgent;
+}
+
+/** Starts an EchoTunnel whose parts `cleanup` tears down. */
+export async function startEchoTunnel(cleanup: Cleanup, serverArgs: string[] = []): Promise<EchoTunnel> {
+  const server = cleanup.add('burrow-server', await startServer(serverArgs));
+  const app = cleanup.add('local ws echo app', await startLocalWsApp());
+  const agent = cleanup.add('agent', await startTunnel(server, app.port));
+  return { server, app, agent };
 }
