@@ -59,13 +59,8 @@ export class HttpExchange {
   }
 
   #onHeaders(payload: Buffer): void {
-    let head: ResponseHead;
-    try {
-      head = decodeResponseHead(payload);
-    } catch (error) {
-      this.#stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
-      return;
-    }
+    const head = readResponseHead(this.#stream, payload);
+    if (!head) return;
     if (this.#finalHead) {
       this.#stream.reset(ErrorCode.PROTOCOL_ERROR, 'a second final response head');
       return;
@@ -139,6 +134,16 @@ export class HttpExchange {
     this.#done = true;
     clearTimeout(this.#timer);
     this.#onDone();
+  }
+}
+
+/** Decodes a HEADERS payload; a malformed one resets the stream (the agent broke the protocol). */
+export function readResponseHead(stream: Stream, payload: Buffer): ResponseHead | undefined {
+  try {
+    return decodeResponseHead(payload);
+  } catch (error) {
+    stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
+    return undefined;
   }
 }
 

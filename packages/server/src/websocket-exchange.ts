@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { decodeResponseHead, ErrorCode, relayWebSocket, type ResponseHead, type Stream } from '@burrow/protocol';
+import { ErrorCode, relayWebSocket, type ResponseHead, type Stream } from '@burrow/protocol';
 import { stripHopByHop } from './headers.js';
+import { readResponseHead } from './http-exchange.js';
 import { answerForFailure, sendPublicError } from './public-errors.js';
 
 /** The public side's WebSocket server and the sockets that answered their last ping. */
@@ -87,13 +88,8 @@ export class WebSocketExchange {
 
   #onHeaders(payload: Buffer): void {
     if (this.#answered) return;
-    let head: ResponseHead;
-    try {
-      head = decodeResponseHead(payload);
-    } catch (error) {
-      this.#stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
-      return;
-    }
+    const head = readResponseHead(this.#stream, payload);
+    if (!head) return;
     if (head.status < 200 && head.status !== 101) return;
     this.#answered = true;
     clearTimeout(this.#timer);
