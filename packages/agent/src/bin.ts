@@ -30,6 +30,9 @@ const agent = new Agent({
     ...(subdomain === undefined ? {} : { subdomain }),
   })),
   retry: command.retry,
+  backoff: { initialDelayMs: command.retryBaseMs, maxDelayMs: command.retryMaxMs },
+  heartbeatIntervalMs: command.heartbeatIntervalMs,
+  heartbeatTimeoutMs: command.heartbeatTimeoutMs,
 });
 
 agent.on('ready', (tunnel) => output.ready(tunnel));

@@ -1,6 +1,7 @@
 // The `burrow` command line: parses arguments and environment into what bin.ts runs, or into an
 // exit (help, version, a usage error as one `burrow: ...` line with status 2). It never exits.
 import { Command, CommanderError } from 'commander';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '@burrow/protocol';
 import { parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
 import { parseServerUrl } from './server-url.js';
 import { parseTarget, type Target } from './target.js';
@@ -15,6 +16,12 @@ export interface HttpCommand {
   hostHeader: HostHeaderMode;
   json: boolean;
   retry: boolean;
+  /** Reconnect backoff: first ceiling and largest ceiling, in ms. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Heartbeat of the control connection, in ms. */
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
 }
 
 export type CommandLine =
@@ -32,6 +39,10 @@ interface HttpFlags {
   hostHeader: string;
   json?: boolean;
   retry: boolean;
+  retryBase: string;
+  retryMax: string;
+  heartbeatInterval: string;
+  heartbeatTimeout: string;
 }
 
 class UsageError extends Error {}
@@ -71,6 +82,14 @@ export function parseCommandLine(
       'print one JSON object per line (events: ready, request, reconnecting, reconnected, error)',
     )
     .option('--no-retry', 'exit when the server cannot be reached instead of retrying')
+    .option('--retry-base <ms>', 'first reconnect delay ceiling; doubles per attempt, with full jitter', '1000')
+    .option('--retry-max <ms>', 'largest reconnect delay ceiling', '30000')
+    .option('--heartbeat-interval <ms>', 'ping the server this often', String(DEFAULT_HEARTBEAT_INTERVAL_MS))
+    .option(
+      '--heartbeat-timeout <ms>',
+      'reconnect when nothing arrives this long after a ping',
+      String(DEFAULT_HEARTBEAT_TIMEOUT_MS),
+    )
     .action((targets: string[], flags: HttpFlags) => {
       parsed = validate(targets, flags, env);
     });
@@ -127,7 +146,19 @@ function validate(targets: string[], flags: HttpFlags, env: Record<string, strin
     hostHeader: attempt(() => parseHostHeaderMode(flags.hostHeader)),
     json: flags.json === true,
     retry: flags.retry,
+    retryBaseMs: milliseconds('--retry-base', flags.retryBase),
+    retryMaxMs: milliseconds('--retry-max', flags.retryMax),
+    heartbeatIntervalMs: milliseconds('--heartbeat-interval', flags.heartbeatInterval),
+    heartbeatTimeoutMs: milliseconds('--heartbeat-timeout', flags.heartbeatTimeout),
   };
+}
+
+function milliseconds(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > 3_600_000) {
+    throw new UsageError(`${flag} ${value}: expected milliseconds, a whole number from 1 to 3600000`);
+  }
+  return n;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

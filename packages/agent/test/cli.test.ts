@@ -25,7 +25,26 @@ describe('parseCommandLine', () => {
         hostHeader: { kind: 'preserve' },
         json: false,
         retry: true,
+        retryBaseMs: 1000,
+        retryMaxMs: 30000,
+        heartbeatIntervalMs: 15000,
+        heartbeatTimeoutMs: 10000,
       },
+    });
+  });
+
+  test('reconnect backoff and heartbeat flags take milliseconds', () => {
+    const parsed = parseCommandLine(
+      ['http', '3000', '--retry-base', '200', '--retry-max', '2000', '--heartbeat-interval', '300', '--heartbeat-timeout', '600'],
+      {},
+    );
+    expect(parsed).toMatchObject({
+      command: { retryBaseMs: 200, retryMaxMs: 2000, heartbeatIntervalMs: 300, heartbeatTimeoutMs: 600 },
+    });
+    expect(parseCommandLine(['http', '3000', '--retry-base', 'soon'], {})).toMatchObject({
+      action: 'exit',
+      code: 2,
+      stderr: 'burrow: --retry-base soon: expected milliseconds, a whole number from 1 to 3600000\n',
     });
   });
 

@@ -136,6 +136,8 @@ export const ErrorCode = {
   HELLO_TIMEOUT: 0x10,
   /** Never on the wire: reported locally when the transport closed without a GOAWAY. */
   CONNECTION_LOST: 0x11,
+  /** A server limit refused the request (too many tunnels for one agent, ...). */
+  LIMIT_EXCEEDED: 0x12,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

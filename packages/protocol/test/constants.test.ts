@@ -117,6 +117,7 @@ describe('wire constants', () => {
       UNSUPPORTED_KIND: 0x0f,
       HELLO_TIMEOUT: 0x10,
       CONNECTION_LOST: 0x11,
+      LIMIT_EXCEEDED: 0x12,
     });
   });
 

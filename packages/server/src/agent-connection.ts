@@ -20,6 +20,12 @@ export interface AgentConnectionOptions {
   tokens: TokenVerifier;
   tunnelUrl: (subdomain: string) => string;
   helloTimeoutMs: number;
+  /** How long a dropped agent's names stay reserved for its resume secret. */
+  reconnectGraceMs: number;
+  /** Most tunnels one agent connection may hold. */
+  maxTunnels: number;
+  /** Most streams open at once on one agent connection. */
+  maxStreams: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   remoteAddress: string;
@@ -29,6 +35,8 @@ export interface AgentConnectionOptions {
 export class AgentConnection {
   readonly session: Session;
   readonly remoteAddress: string;
+  /** Most streams this connection may have open at once. */
+  readonly maxStreams: number;
   tunnels: Tunnel[] = [];
   #resumeSecret = randomBytes(24).toString('base64url');
   #options: AgentConnectionOptions;
@@ -38,11 +46,13 @@ export class AgentConnection {
   constructor(transport: Transport, options: AgentConnectionOptions) {
     this.#options = options;
     this.remoteAddress = options.remoteAddress;
+    this.maxStreams = options.maxStreams;
     this.#log = options.log.child({ agent: options.remoteAddress });
     this.session = new Session(transport, {
       role: 'server',
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      maxStreams: options.maxStreams,
     });
     this.#helloTimer = setTimeout(() => {
       this.session.close(ErrorCode.HELLO_TIMEOUT, `no HELLO within ${options.helloTimeoutMs} ms`);
@@ -94,6 +104,13 @@ export class AgentConnection {
       );
       return;
     }
+    if (hello.tunnels.length > this.#options.maxTunnels) {
+      this.#refuse(
+        ErrorCode.LIMIT_EXCEEDED,
+        `this server allows ${this.#options.maxTunnels} tunnels per agent, ${hello.tunnels.length} were asked for`,
+      );
+      return;
+    }
     const wanted = new Set<string>();
     const tunnels: Tunnel[] = [];
     for (const [index, request] of hello.tunnels.entries()) {
@@ -134,7 +151,13 @@ export class AgentConnection {
 
   #onClose(error: SessionError | undefined): void {
     clearTimeout(this.#helloTimer);
-    this.#options.registry.releaseAll(this);
+    // A connection that lost its tunnels to a newer one of the same agent holds nothing any more.
+    // A drain or an agent's own GOAWAY means it left on purpose: no grace period either.
+    const leftOnPurpose = error === undefined || (error.remote && error.code === ErrorCode.SHUTDOWN);
+    this.#options.registry.releaseAll(
+      this,
+      leftOnPurpose ? undefined : { resumeSecret: this.#resumeSecret, graceMs: this.#options.reconnectGraceMs },
+    );
     if (this.tunnels.length > 0 || error) {
       this.#log.info(
         { tunnels: this.tunnels.map((t) => t.subdomain), reason: error?.message, code: error?.codeName },

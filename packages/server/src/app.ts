@@ -13,13 +13,14 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HELLO_TIMEOUT_MS,
   ErrorCode,
+  MAX_TUNNELS_PER_HELLO,
   webSocketTransport,
 } from '@burrow/protocol';
 import { AgentConnection } from './agent-connection.js';
 import { TokenVerifier } from './auth.js';
 import { routeHost } from './host.js';
 import { Ingress } from './ingress.js';
-import { sendPublicError } from './public-errors.js';
+import { rawPublicError, sendPublicError } from './public-errors.js';
 import { TunnelRegistry } from './tunnel-registry.js';
 
 export interface ServerOptions {
@@ -42,6 +43,20 @@ export interface ServerOptions {
   wsMaxMessage?: number;
   /** Ping public WebSockets this often, dropping those that missed the last ping; 0 turns it off. */
   wsPingIntervalMs?: number;
+  /** How long a dropped agent's names stay reserved for its resume secret (default 10 minutes). */
+  reconnectGraceMs?: number;
+  /** Time for a request's headers to arrive (408 after; default 10 s). */
+  headersTimeoutMs?: number;
+  /** Largest request head in bytes (431 above; default 16 KiB). */
+  maxHeaderSize?: number;
+  /** Most tunnels per agent connection (default 32). */
+  maxTunnelsPerAgent?: number;
+  /** Most streams open at once per agent connection (default 20000). */
+  maxStreamsPerAgent?: number;
+  /** Most concurrent public requests and WebSockets per tunnel (default 10000). */
+  maxConnectionsPerTunnel?: number;
+  /** Requests per minute per tunnel; 0 or absent for none. */
+  rateLimitPerMinute?: number;
   logger: Logger;
 }
 
@@ -87,6 +102,8 @@ export class BurrowServer {
       trustProxy: options.trustProxy ?? false,
       ...(options.wsMaxMessage !== undefined && { wsMaxMessage: options.wsMaxMessage }),
       ...(options.wsPingIntervalMs !== undefined && { wsPingIntervalMs: options.wsPingIntervalMs }),
+      maxConnectionsPerTunnel: options.maxConnectionsPerTunnel ?? 10_000,
+      rateLimitPerMinute: options.rateLimitPerMinute ?? 0,
       log,
     });
     // The http server is created inside fastify's constructor, before BurrowServer exists.
@@ -97,7 +114,18 @@ export class BurrowServer {
       logController: new LogController({ disableRequestLogging: true }),
       trustProxy: options.trustProxy ?? false,
       serverFactory: (fastifyHandler) => {
-        const http = createServer((req, res) => ref.server!.#onRequest(req, res, fastifyHandler));
+        const headersTimeout = options.headersTimeoutMs ?? 10_000;
+        const http = createServer(
+          {
+            maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+            headersTimeout,
+            // Whole-request deadlines would cut long uploads; slow headers are what is refused.
+            requestTimeout: 0,
+            // Node checks the headers deadline on this tick; keep 408s close to the deadline.
+            connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))),
+          },
+          (req, res) => ref.server!.#onRequest(req, res, fastifyHandler),
+        );
         http.on('checkContinue', (req, res) => ref.server!.#onRequest(req, res, fastifyHandler, true));
         http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ref.server!.#onUpgrade(req, socket, head));
         return http;
@@ -115,6 +143,9 @@ export class BurrowServer {
     });
     server.#routes();
     await app.ready();
+    // Requests Node's parser refuses never reach fastify or a tunnel: answer them with our table.
+    app.server.removeAllListeners('clientError');
+    app.server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => onClientError(error, socket));
     return server;
   }
 
@@ -185,6 +216,9 @@ export class BurrowServer {
       tokens: this.#tokens,
       tunnelUrl: (s) => this.tunnelUrl(s),
       helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
+      reconnectGraceMs: this.#options.reconnectGraceMs ?? 600_000,
+      maxTunnels: this.#options.maxTunnelsPerAgent ?? MAX_TUNNELS_PER_HELLO,
+      maxStreams: this.#options.maxStreamsPerAgent ?? 20_000,
       heartbeatIntervalMs: this.#options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
       heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
       remoteAddress,
@@ -229,6 +263,21 @@ export class BurrowServer {
     }
     this.#apexUpgrades.emit('upgrade', req, socket, head);
   }
+}
+
+/** Answers a request that Node's HTTP parser refused, then closes the connection. */
+function onClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const answer =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? rawPublicError('headers_too_large', 'The request headers are larger than this server accepts.')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? rawPublicError('request_timeout', 'The request headers did not arrive in time.')
+        : rawPublicError('bad_request', `The request is malformed (${error.code ?? 'parse error'}).`);
+  socket.end(answer);
 }
 
 /** Builds burrow-server without listening. */

@@ -32,6 +32,14 @@ async function main(): Promise<void> {
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     wsPingIntervalMs: config.wsPingIntervalMs,
     wsMaxMessage: config.wsMaxMessage,
+    drainTimeoutMs: config.drainTimeoutMs,
+    reconnectGraceMs: config.reconnectGraceMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    maxHeaderSize: config.maxHeaderSize,
+    maxTunnelsPerAgent: config.maxTunnelsPerAgent,
+    maxStreamsPerAgent: config.maxStreamsPerAgent,
+    maxConnectionsPerTunnel: config.maxConnectionsPerTunnel,
+    rateLimitPerMinute: config.rateLimitPerMinute,
     logger,
   });
   let info;

@@ -17,6 +17,14 @@ export interface CliConfig {
   heartbeatTimeoutMs: number;
   wsPingIntervalMs: number;
   wsMaxMessage: number;
+  drainTimeoutMs: number;
+  reconnectGraceMs: number;
+  headersTimeoutMs: number;
+  maxHeaderSize: number;
+  maxTunnelsPerAgent: number;
+  maxStreamsPerAgent: number;
+  maxConnectionsPerTunnel: number;
+  rateLimitPerMinute: number;
   logLevel: string;
 }
 
@@ -60,6 +68,14 @@ export function buildCommand(version: string): Command {
     .addOption(new Option('--heartbeat-timeout <ms>', 'drop an agent whose ping goes unanswered this long').env('BURROW_HEARTBEAT_TIMEOUT').argParser(integer(100, 600_000)).default(10_000))
     .addOption(new Option('--ws-ping-interval <ms>', 'ping public WebSockets this often; 0 turns it off').env('BURROW_WS_PING_INTERVAL').argParser(integer(0, 3_600_000)).default(30_000))
     .addOption(new Option('--ws-max-message <bytes>', 'largest WebSocket message; bigger ones close with 1009').env('BURROW_WS_MAX_MESSAGE').argParser(integer(1, 2 ** 31 - 1)).default(64 * 1024 * 1024))
+    .addOption(new Option('--drain-timeout <ms>', 'on SIGTERM, wait this long for in-flight requests').env('BURROW_DRAIN_TIMEOUT').argParser(integer(0, 3_600_000)).default(10_000))
+    .addOption(new Option('--reconnect-grace <ms>', "keep a dropped agent's names this long for its return").env('BURROW_RECONNECT_GRACE').argParser(integer(0, 86_400_000)).default(600_000))
+    .addOption(new Option('--headers-timeout <ms>', 'time for request headers to arrive, then 408').env('BURROW_HEADERS_TIMEOUT').argParser(integer(100, 600_000)).default(10_000))
+    .addOption(new Option('--max-header-size <bytes>', 'largest request head, then 431').env('BURROW_MAX_HEADER_SIZE').argParser(integer(1024, 1024 * 1024)).default(16 * 1024))
+    .addOption(new Option('--max-tunnels-per-agent <n>', 'most tunnels one agent may open').env('BURROW_MAX_TUNNELS_PER_AGENT').argParser(integer(1, 32)).default(32))
+    .addOption(new Option('--max-streams-per-agent <n>', 'most open streams on one agent connection, then 429').env('BURROW_MAX_STREAMS_PER_AGENT').argParser(integer(1, 1_000_000)).default(20_000))
+    .addOption(new Option('--max-connections-per-tunnel <n>', 'most concurrent requests and WebSockets per tunnel, then 429').env('BURROW_MAX_CONNECTIONS_PER_TUNNEL').argParser(integer(1, 1_000_000)).default(10_000))
+    .addOption(new Option('--rate-limit <n>', 'requests per minute per tunnel, 0 for none, then 429').env('BURROW_RATE_LIMIT').argParser(integer(0, 1_000_000)).default(0))
     .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').env('BURROW_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .showHelpAfterError()
     .allowExcessArguments(false);
@@ -130,6 +146,14 @@ export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.Process
     heartbeatTimeoutMs,
     wsPingIntervalMs: opts['wsPingInterval'] as number,
     wsMaxMessage: opts['wsMaxMessage'] as number,
+    drainTimeoutMs: opts['drainTimeout'] as number,
+    reconnectGraceMs: opts['reconnectGrace'] as number,
+    headersTimeoutMs: opts['headersTimeout'] as number,
+    maxHeaderSize: opts['maxHeaderSize'] as number,
+    maxTunnelsPerAgent: opts['maxTunnelsPerAgent'] as number,
+    maxStreamsPerAgent: opts['maxStreamsPerAgent'] as number,
+    maxConnectionsPerTunnel: opts['maxConnectionsPerTunnel'] as number,
+    rateLimitPerMinute: opts['rateLimit'] as number,
     logLevel: opts['logLevel'] as string,
   };
 }

@@ -30,6 +30,10 @@ export interface IngressOptions {
   wsMaxMessage?: number;
   /** Ping public WebSockets this often and drop those that did not answer the last ping; 0: off. */
   wsPingIntervalMs?: number;
+  /** Most concurrent public requests and WebSockets per tunnel (429 tunnel_busy above). */
+  maxConnectionsPerTunnel?: number;
+  /** Requests per minute per tunnel; 0 or absent: no limit (429 rate_limited above). */
+  rateLimitPerMinute?: number;
   log: Logger;
 }
 
@@ -50,6 +54,9 @@ export class Ingress {
   #idleWaiters = new Set<() => void>();
   #websockets: PublicWebSockets;
   #pingTimer: NodeJS.Timeout | undefined;
+  /** Open public requests and WebSockets per tunnel. */
+  #open = new WeakMap<Tunnel, number>();
+  #rate: RateLimiter | undefined;
 
   constructor(options: IngressOptions) {
     this.#options = options;
@@ -66,6 +73,7 @@ export class Ingress {
     });
     wss.on('headers', (headers, request) => headers.push(...WebSocketExchange.extraHeaders(request)));
     this.#websockets = { server: wss, alive: new WeakSet<WebSocket>() };
+    if (options.rateLimitPerMinute) this.#rate = new RateLimiter(options.rateLimitPerMinute);
     const interval = options.wsPingIntervalMs ?? 30_000;
     if (interval > 0) {
       this.#pingTimer = setInterval(() => this.#pingPublicSockets(), interval);
@@ -104,10 +112,13 @@ export class Ingress {
 
   /** Serves one public HTTP request addressed to the tunnel `label`. */
   handleRequest(req: IncomingMessage, res: ServerResponse, label: string, host: string): void {
-    const stream = this.#open(req, res, label, host, StreamKind.HTTP, req.rawHeaders);
-    if (!stream) return;
+    const opened = this.#openStream(req, res, label, host, StreamKind.HTTP, req.rawHeaders);
+    if (!opened) return;
     this.#inFlight++;
-    new HttpExchange(req, res, stream, this.#options.responseTimeoutMs, this.#log, () => this.#exchangeDone());
+    new HttpExchange(req, res, opened.stream, this.#options.responseTimeoutMs, this.#log, () => {
+      this.#exchangeDone();
+      opened.release();
+    });
   }
 
   /** Serves one Upgrade request addressed to the tunnel `label`. */
@@ -129,9 +140,10 @@ export class Ingress {
       return;
     }
     const raw = req.rawHeaders.filter((_, i, all) => !UPGRADE_HOP_FIELDS.has((i % 2 === 0 ? all[i]! : all[i - 1]!).toLowerCase()));
-    const stream = this.#open(req, res, label, host, StreamKind.WEBSOCKET, raw);
-    if (!stream) return;
-    new WebSocketExchange(req, socket, head, res, stream, {
+    const opened = this.#openStream(req, res, label, host, StreamKind.WEBSOCKET, raw);
+    if (!opened) return;
+    opened.stream.once('close', opened.release);
+    new WebSocketExchange(req, socket, head, res, opened.stream, {
       websockets: this.#websockets,
       maxMessage: this.#options.wsMaxMessage ?? DEFAULT_WS_MAX_MESSAGE,
       responseTimeoutMs: this.#options.responseTimeoutMs,
@@ -139,18 +151,47 @@ export class Ingress {
     });
   }
 
-  #open(
+  /**
+   * Opens the stream for a public request after the checks that may refuse it: the tunnel exists
+   * (or is held for a reconnecting agent), its limits allow one more. `release` must be called
+   * once the exchange is over.
+   */
+  #openStream(
     req: IncomingMessage,
     res: ServerResponse,
     label: string,
     host: string,
     kind: StreamKind,
     rawHeaders: string[],
-  ): Stream | undefined {
-    const tunnel: Tunnel | undefined = this.#options.registry.get(label);
+  ): { stream: Stream; release: () => void } | undefined {
+    const registry = this.#options.registry;
+    const tunnel: Tunnel | undefined = registry.get(label);
     if (!tunnel) {
       req.resume();
-      sendPublicError(req, res, 'tunnel_not_found', `No tunnel is connected at ${host}. Check the URL, or start the agent again.`);
+      if (registry.held(label)) {
+        sendPublicError(req, res, 'agent_reconnecting', `The agent for ${host} lost its connection and is expected back; try again in a few seconds.`, {
+          'retry-after': String(RECONNECT_RETRY_AFTER_S),
+        });
+      } else {
+        sendPublicError(req, res, 'tunnel_not_found', `No tunnel is connected at ${host}. Check the URL, or start the agent again.`);
+      }
+      return undefined;
+    }
+    const wait = this.#rate?.take(tunnel);
+    if (wait !== undefined) {
+      req.resume();
+      sendPublicError(req, res, 'rate_limited', `The tunnel ${host} allows ${this.#options.rateLimitPerMinute} requests per minute.`, {
+        'retry-after': String(wait),
+      });
+      return undefined;
+    }
+    const open = this.#open.get(tunnel) ?? 0;
+    const connection = tunnel.connection;
+    if (open >= (this.#options.maxConnectionsPerTunnel ?? Infinity) || connection.session.streamCount >= connection.maxStreams) {
+      req.resume();
+      sendPublicError(req, res, 'tunnel_busy', `The tunnel ${host} is at its limit of concurrent connections; try again shortly.`, {
+        'retry-after': '1',
+      });
       return undefined;
     }
     const head = encodeRequestHead({
@@ -164,8 +205,9 @@ export class Ingress {
         trustProxy: this.#options.trustProxy,
       }),
     });
+    let stream: Stream;
     try {
-      return tunnel.connection.session.openStream(head);
+      stream = connection.session.openStream(head);
     } catch (error) {
       req.resume();
       const draining = error instanceof SessionError && error.code === ErrorCode.REFUSED_STREAM;
@@ -177,6 +219,14 @@ export class Ingress {
       );
       return undefined;
     }
+    this.#open.set(tunnel, open + 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#open.set(tunnel, (this.#open.get(tunnel) ?? 1) - 1);
+    };
+    return { stream, release };
   }
 
   #exchangeDone(): void {
@@ -195,6 +245,32 @@ export class Ingress {
       alive.delete(ws);
       ws.ping();
     }
+  }
+}
+
+/** Seconds a client is asked to wait for a reconnecting agent. */
+const RECONNECT_RETRY_AFTER_S = 5;
+
+/**
+ * Requests per minute per tunnel as a token bucket: `perMinute` tokens at most, refilled evenly.
+ * `take` answers undefined when a request may go, else the seconds until the next token.
+ */
+class RateLimiter {
+  #buckets = new WeakMap<Tunnel, { tokens: number; at: number }>();
+  constructor(private readonly perMinute: number) {}
+
+  take(tunnel: Tunnel): number | undefined {
+    const now = Date.now();
+    const refillPerMs = this.perMinute / 60_000;
+    const bucket = this.#buckets.get(tunnel) ?? { tokens: this.perMinute, at: now };
+    bucket.tokens = Math.min(this.perMinute, bucket.tokens + (now - bucket.at) * refillPerMs);
+    bucket.at = now;
+    this.#buckets.set(tunnel, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return undefined;
+    }
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / refillPerMs / 1000));
   }
 }
 

@@ -8,7 +8,12 @@ import { ErrorCode, StreamResetError } from '@burrow/protocol';
 export const PUBLIC_ERRORS = {
   bad_host: { status: 400, title: 'Bad Host header' },
   bad_request: { status: 400, title: 'Bad request' },
+  request_timeout: { status: 408, title: 'Request timeout' },
   tunnel_not_found: { status: 404, title: 'Tunnel not found' },
+  tunnel_busy: { status: 429, title: 'Tunnel busy' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  headers_too_large: { status: 431, title: 'Request headers too large' },
+  agent_reconnecting: { status: 502, title: 'Tunnel agent reconnecting' },
   local_unreachable: { status: 502, title: 'Local service unreachable' },
   local_error: { status: 502, title: 'Local service failed' },
   agent_disconnected: { status: 502, title: 'Tunnel agent disconnected' },
@@ -35,9 +40,10 @@ export function renderPublicError(
   code: PublicErrorCode,
   detail: string,
   accept: string | undefined,
+  extraHeaders: Record<string, string> = {},
 ): { status: number; headers: Record<string, string>; body: string } {
   const { status, title } = PUBLIC_ERRORS[code];
-  const headers: Record<string, string> = { [ERROR_HEADER]: code, 'cache-control': 'no-store' };
+  const headers: Record<string, string> = { [ERROR_HEADER]: code, 'cache-control': 'no-store', ...extraHeaders };
   let body: string;
   if (wantsHtml(accept)) {
     headers['content-type'] = 'text/html; charset=utf-8';
@@ -58,12 +64,18 @@ code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}small{color:#777}</s
 }
 
 /** Answers `res` with the error unless a response already started. */
-export function sendPublicError(req: IncomingMessage, res: ServerResponse, code: PublicErrorCode, detail: string): void {
+export function sendPublicError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  code: PublicErrorCode,
+  detail: string,
+  extraHeaders?: Record<string, string>,
+): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  const { status, headers, body } = renderPublicError(code, detail, req.headers.accept);
+  const { status, headers, body } = renderPublicError(code, detail, req.headers.accept, extraHeaders);
   res.writeHead(status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }
@@ -91,4 +103,15 @@ export function answerForFailure(
     return { code: 'server_draining', detail: 'The server is shutting down; try again shortly.' };
   }
   return { code: 'agent_disconnected', detail: `The tunnel's agent disconnected: ${failure.message}` };
+}
+
+/**
+ * The whole raw HTTP response for a request that never became a request object (Node's parser
+ * refused it, or its headers were too slow or too large): plain text, then the connection closes.
+ */
+export function rawPublicError(code: PublicErrorCode, detail: string): string {
+  const { status, headers, body } = renderPublicError(code, detail, undefined, { connection: 'close' });
+  const lines = [`HTTP/1.1 ${status} ${PUBLIC_ERRORS[code].title}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
