@@ -90,7 +90,8 @@ export class HttpExchange {
     if (head.status === 100) res.writeContinue();
     else if (head.status === 102) res.writeProcessing();
     else if (head.status === 103) {
-      const hints: Record<string, string | string[]> = {};
+      // Header names come from the agent: a null-prototype object keeps `__proto__` a plain key.
+      const hints = Object.create(null) as Record<string, string | string[]>;
       for (const [name, value] of toPairs(stripHopByHop(head.headers))) {
         const key = name.toLowerCase();
         const prior = hints[key];
