@@ -19,6 +19,7 @@ const output = command.json
   : humanOutput(process.stdout, {
       color: colorEnabled(process.stdout, process.env),
       hostPreserved: command.hostHeader.kind === 'preserve',
+      live: process.stdout.isTTY,
     });
 
 const agent = new Agent({

@@ -56,6 +56,11 @@ export interface HumanOutputOptions {
   hostPreserved?: boolean;
   /** Clock for the request lines; replaceable in tests. */
   now?: () => Date;
+  /**
+   * A terminal that can redraw a line: the reconnect delay then counts down in place, once a
+   * second, instead of being printed once.
+   */
+  live?: boolean;
 }
 
 const ANSI = { bold: 1, dim: 2, red: 31, green: 32, yellow: 33, cyan: 36 } as const;
@@ -75,9 +80,22 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
         : status >= 300
           ? 'cyan'
           : 'green';
+  // The reconnect countdown owns the current line until the next event replaces it.
+  let countdown: NodeJS.Timeout | undefined;
+  const endCountdown = (): void => {
+    if (countdown === undefined) return;
+    clearInterval(countdown);
+    countdown = undefined;
+    out.write('\r\x1b[2K');
+  };
+  const write = (text: string): void => {
+    endCountdown();
+    out.write(text);
+  };
   return {
-    ready: (t) => void out.write(`${paint('bold', 'burrow')}  ${paint('cyan', t.url)} -> ${t.target}\n`),
+    ready: (t) => write(`${paint('bold', 'burrow')}  ${paint('cyan', t.url)} -> ${t.target}\n`),
     request: (e) => {
+      endCountdown();
       const time = now().toTimeString().slice(0, 8);
       const status = paint(statusColor(e.status), String(e.status ?? '---'));
       const error = e.error === undefined ? '' : `  ${paint('red', e.error)}`;
@@ -97,15 +115,26 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
         );
       }
     },
-    reconnecting: (e) =>
-      void out.write(
-        paint(
-          'yellow',
-          `reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`,
-        ) + '\n',
-      ),
-    reconnected: (t) =>
-      void out.write(`${paint('green', 'reconnected')}  ${paint('cyan', t.url)} -> ${t.target}\n`),
+    reconnecting: (e) => {
+      endCountdown();
+      if (!options.live) {
+        out.write(
+          paint('yellow', `reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`) +
+            '\n',
+        );
+        return;
+      }
+      out.write(paint('yellow', `connection lost: ${e.reason}`) + '\n');
+      const until = Date.now() + e.delayMs;
+      const render = (): void => {
+        const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+        out.write(`\r\x1b[2K${paint('yellow', `reconnecting in ${left} s (attempt ${e.attempt})`)}`);
+      };
+      render();
+      countdown = setInterval(render, 1000);
+      countdown.unref();
+    },
+    reconnected: (t) => write(`${paint('green', 'reconnected')}  ${paint('cyan', t.url)} -> ${t.target}\n`),
     error: () => {},
   };
 }

@@ -1,5 +1,5 @@
 // Output: the JSON lines of docs/contracts.md, and the human view with and without colour.
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { AgentError } from '../src/agent-error.js';
 import { colorEnabled, humanOutput, jsonOutput } from '../src/output.js';
 
@@ -73,5 +73,32 @@ describe('humanOutput', () => {
     expect(colorEnabled({ isTTY: true }, { NO_COLOR: '1' })).toBe(false);
     expect(colorEnabled({ isTTY: false }, {})).toBe(false);
     expect(colorEnabled({}, {})).toBe(false);
+  });
+});
+
+describe('reconnect countdown', () => {
+  test('on a terminal the delay counts down in place and the next event clears the line', () => {
+    vi.useFakeTimers();
+    try {
+      const out = sink();
+      const human = humanOutput(out, { color: false, live: true });
+      human.reconnecting({ attempt: 2, delayMs: 2500, reason: 'connect ECONNREFUSED' });
+      expect(out.text()).toBe('connection lost: connect ECONNREFUSED\n\r\x1b[2Kreconnecting in 3 s (attempt 2)');
+      vi.advanceTimersByTime(1000);
+      expect(out.text().endsWith('\r\x1b[2Kreconnecting in 2 s (attempt 2)')).toBe(true);
+      human.reconnected(tunnel);
+      expect(out.text().endsWith('\r\x1b[2Kreconnected  http://app.localhost:8080 -> http://localhost:3000\n')).toBe(true);
+      const length = out.text().length;
+      vi.advanceTimersByTime(5000);
+      expect(out.text()).toHaveLength(length); // the countdown stopped
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  test('elsewhere it prints one line per attempt', () => {
+    const out = sink();
+    humanOutput(out, { color: false }).reconnecting({ attempt: 1, delayMs: 1250, reason: 'lost' });
+    expect(out.text()).toBe('reconnecting in 1.3 s (attempt 1): lost\n');
   });
 });
