@@ -180,9 +180,11 @@ export class BurrowServer {
     for (const agent of this.agents) agent.session.goAway(ErrorCode.SHUTDOWN, 'the server is shutting down');
     this.http.close();
     await this.ingress.idle(this.#options.drainTimeoutMs ?? 10_000);
-    // Closing the sessions ends every tunneled WebSocket; the relays give public clients 1001.
+    // Closing the sessions ends every tunneled WebSocket (the relays give public clients 1001) and
+    // every exchange still in flight, which then gets its 503 page: let those go out first.
     for (const agent of this.agents) agent.session.close(ErrorCode.SHUTDOWN, 'the server is shutting down');
     this.ingress.close();
+    await this.ingress.idle(1000);
     this.http.closeAllConnections();
     await this.app.close();
   }

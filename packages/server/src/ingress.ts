@@ -168,9 +168,12 @@ export class Ingress {
     const tunnel: Tunnel | undefined = registry.get(label);
     if (!tunnel) {
       req.resume();
-      if (registry.held(label)) {
+      const hold = registry.held(label);
+      if (hold) {
+        // Never ask a client to wait past the end of the grace period.
+        const left = Math.max(1, Math.ceil((hold.until - Date.now()) / 1000));
         sendPublicError(req, res, 'agent_reconnecting', `The agent for ${host} lost its connection and is expected back; try again in a few seconds.`, {
-          'retry-after': String(RECONNECT_RETRY_AFTER_S),
+          'retry-after': String(Math.min(RECONNECT_RETRY_AFTER_S, left)),
         });
       } else {
         sendPublicError(req, res, 'tunnel_not_found', `No tunnel is connected at ${host}. Check the URL, or start the agent again.`);
