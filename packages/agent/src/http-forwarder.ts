@@ -244,7 +244,14 @@ class HttpExchange {
         );
       return;
     }
-    if (req.reusedSocket && error.code === 'ECONNRESET' && this.#bodyBytes === 0 && !this.#retried) {
+    if (
+      req.reusedSocket &&
+      error.code === 'ECONNRESET' &&
+      this.#bodyBytes === 0 &&
+      !this.#retried &&
+      !this.#stream.destroyed &&
+      !this.#stream.closed
+    ) {
       // A kept-alive socket that the local server closed while idle: the request never reached
       // it, so it is sent once more on a fresh connection (as Node's docs advise).
       this.#retried = true;

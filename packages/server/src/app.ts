@@ -118,6 +118,8 @@ export class BurrowServer {
         const http = createServer(
           {
             maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+            // A missing Host is answered by routeHost (400 bad_host), not by Node's bare 400.
+            requireHostHeader: false,
             headersTimeout,
             // Whole-request deadlines would cut long uploads; slow headers are what is refused.
             requestTimeout: 0,
@@ -238,7 +240,13 @@ export class BurrowServer {
   ): void {
     const route = routeHost(req.rawHeaders, this.#options.domain, req.httpVersion);
     if (route.kind === 'tunnel') {
-      this.ingress.handleRequest(req, res, route.label, route.host);
+      // Node emits 'request' as soon as the head is parsed, before it parses the first body bytes
+      // of the same read; a malformed chunk there fails the connection right after. Waiting one
+      // turn lets that happen first, so that nothing of such a request reaches the agent.
+      setImmediate(() => {
+        if (req.destroyed || res.writableEnded || refusedSockets.has(req.socket) || req.socket.destroyed) return;
+        this.ingress.handleRequest(req, res, route.label, route.host);
+      });
       return;
     }
     if (route.kind === 'invalid') {
@@ -267,8 +275,12 @@ export class BurrowServer {
   }
 }
 
+/** Connections whose request Node's parser refused (answered by onClientError). */
+const refusedSockets = new WeakSet<Duplex>();
+
 /** Answers a request that Node's HTTP parser refused, then closes the connection. */
 function onClientError(error: Error & { code?: string }, socket: Duplex): void {
+  refusedSockets.add(socket);
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;

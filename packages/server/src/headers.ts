@@ -69,6 +69,12 @@ export function forwardRequestHeaders(raw: readonly string[], info: ForwardingIn
   const priorHost = info.trustProxy ? lastValue(raw, 'x-forwarded-host') : undefined;
   // Untrusted clients may not inject forwarding fields; a trusted proxy's ones are merged below.
   const out = stripHopByHop(raw, FORWARDED);
+  // Transfer-Encoding is hop-by-hop, but the next hop must still know that a body of unknown
+  // length follows: without it a chunked GET body would reach the local service unframed (a
+  // second request hidden in the first). Node's parser has already de-chunked and validated it.
+  if (lastValue(raw, 'transfer-encoding') !== undefined && lastValue(raw, 'content-length') === undefined) {
+    out.push('Transfer-Encoding', 'chunked');
+  }
   const host = lastValue(raw, 'host') ?? '';
   out.push(
     'X-Forwarded-For',

@@ -53,6 +53,13 @@ describe('forwardRequestHeaders', () => {
     expect(out[out.indexOf('X-Forwarded-Proto') + 1]).toBe('https');
   });
 
+  it('tells the next hop that a body of unknown length follows (a chunked GET stays one request)', () => {
+    const out = forwardRequestHeaders(['Host', 'a.example.com', 'Transfer-Encoding', 'chunked'], info);
+    expect(out.slice(0, 4)).toEqual(['Host', 'a.example.com', 'Transfer-Encoding', 'chunked']);
+    const sized = forwardRequestHeaders(['Host', 'a.example.com', 'Content-Length', '3'], info);
+    expect(sized).not.toContain('Transfer-Encoding');
+  });
+
   it('keeps a header literally named __proto__ as plain data', () => {
     const out = forwardRequestHeaders(['Host', 'a.example.com', '__proto__', 'x', 'constructor', 'y'], info);
     expect(out.slice(0, 6)).toEqual(['Host', 'a.example.com', '__proto__', 'x', 'constructor', 'y']);
