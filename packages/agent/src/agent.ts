@@ -102,6 +102,7 @@ const REFUSALS = new Set<number>([
   ErrorCode.SUBDOMAIN_TAKEN,
   ErrorCode.SUBDOMAIN_INVALID,
   ErrorCode.UNSUPPORTED_VERSION,
+  ErrorCode.LIMIT_EXCEEDED,
 ]);
 
 interface TunnelConfig {

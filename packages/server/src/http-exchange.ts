@@ -3,8 +3,9 @@
 // accept bytes. The response head, 1xx heads and trailers are relayed as the local service sent them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { decodeResponseHead, decodeTrailers, ErrorCode, type ResponseHead, type Stream } from '@burrow/protocol';
+import { decodeResponseHead, ErrorCode, type ResponseHead, type Stream } from '@burrow/protocol';
 import { stripHopByHop, toPairs } from './headers.js';
+import { relayResponse } from './response-writer.js';
 import { answerForFailure, sendPublicError, type PublicErrorCode } from './public-errors.js';
 
 /** One public request/response carried by one stream. */
@@ -59,35 +60,48 @@ export class HttpExchange {
   }
 
   #onHeaders(payload: Buffer): void {
-    const head = readResponseHead(this.#stream, payload);
-    if (!head) return;
+    const head = readResponseHead(payload);
+    if (!head) {
+      this.#agentFault('its response head does not decode');
+      return;
+    }
     if (this.#finalHead) {
       this.#stream.reset(ErrorCode.PROTOCOL_ERROR, 'a second final response head');
       return;
     }
     if (head.status < 200) {
-      this.#informational(head);
+      try {
+        this.#informational(head);
+      } catch (error) {
+        // An informational head Node refuses to write is dropped; the final one may still come.
+        this.#log.debug({ err: error }, 'dropped an invalid informational response');
+      }
+      return;
+    }
+    clearTimeout(this.#timer);
+    if (this.#res.destroyed) return;
+    const problem = relayResponse(this.#stream, this.#res, head, this.#req.method ?? 'GET');
+    if (problem !== undefined) {
+      this.#agentFault(`its response head cannot be sent: ${problem}`);
       return;
     }
     this.#finalHead = true;
-    clearTimeout(this.#timer);
-    const res = this.#res;
-    if (res.destroyed) return;
-    res.writeHead(head.status, head.statusText, stripHopByHop(head.headers));
-    // Flush the head now: a long-poll or SSE response must reach the client before any body does.
-    res.flushHeaders();
-    this.#stream.pipe(res, { end: false });
-    this.#stream.on('end', () => {
-      const trailers = decodeTrailersSafe(this.#stream.remoteTrailers);
-      if (trailers.length > 0) res.addTrailers(toPairs(trailers));
-      res.end();
-    });
+  }
+
+  /** The agent sent a response this server will not pass on: reset it and answer 502 instead. */
+  #agentFault(why: string): void {
+    this.#stream.reset(ErrorCode.PROTOCOL_ERROR, why);
+    this.#fail('local_error', `The tunnel returned an invalid response: ${why}.`);
   }
 
   #informational(head: ResponseHead): void {
     const res = this.#res;
-    if (res.headersSent || res.destroyed) return;
-    if (head.status === 100) res.writeContinue();
+    // No 1xx to HTTP/1.0 clients, and 100 Continue only to a client that asked for it (clients
+    // such as undici fail on an unsolicited one).
+    if (res.headersSent || res.destroyed || this.#req.httpVersion === '1.0') return;
+    if (head.status === 100) {
+      if (/100-continue/i.test(this.#req.headers.expect ?? '')) res.writeContinue();
+    }
     else if (head.status === 102) res.writeProcessing();
     else if (head.status === 103) {
       // Header names come from the agent: a null-prototype object keeps `__proto__` a plain key.
@@ -113,8 +127,9 @@ export class HttpExchange {
     const failure = this.#stream.failure;
     if (!failure) return;
     if (this.#finalHead) {
-      // The body was cut short: abort the public connection so it is not taken as complete.
-      this.#res.destroy();
+      // The body was cut short: abort the public connection so it is not taken as complete
+      // (unless the response was already completed, as when an overlong body was cut to size).
+      if (!this.#res.writableEnded) this.#res.destroy();
       return;
     }
     const answer = answerForFailure(failure);
@@ -138,21 +153,11 @@ export class HttpExchange {
   }
 }
 
-/** Decodes a HEADERS payload; a malformed one resets the stream (the agent broke the protocol). */
-export function readResponseHead(stream: Stream, payload: Buffer): ResponseHead | undefined {
+/** Decodes a HEADERS payload; undefined when it does not decode (the agent broke the protocol). */
+export function readResponseHead(payload: Buffer): ResponseHead | undefined {
   try {
     return decodeResponseHead(payload);
-  } catch (error) {
-    stream.reset(ErrorCode.PROTOCOL_ERROR, (error as Error).message);
-    return undefined;
-  }
-}
-
-function decodeTrailersSafe(payload: Buffer | undefined): string[] {
-  if (!payload || payload.length === 0) return [];
-  try {
-    return decodeTrailers(payload);
   } catch {
-    return [];
+    return undefined;
   }
 }

@@ -76,7 +76,8 @@ export function sendPublicError(
     return;
   }
   const { status, headers, body } = renderPublicError(code, detail, req.headers.accept, extraHeaders);
-  res.writeHead(status, headers);
+  // The reason phrase is given outright: a refused agent head may have left its own behind.
+  res.writeHead(status, PUBLIC_ERRORS[code].title, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

@@ -7,7 +7,9 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { ErrorCode, relayWebSocket, type ResponseHead, type Stream } from '@burrow/protocol';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { stripHopByHop } from './headers.js';
+import { relayResponse } from './response-writer.js';
 import { readResponseHead } from './http-exchange.js';
 import { answerForFailure, sendPublicError } from './public-errors.js';
 
@@ -88,8 +90,11 @@ export class WebSocketExchange {
 
   #onHeaders(payload: Buffer): void {
     if (this.#answered) return;
-    const head = readResponseHead(this.#stream, payload);
-    if (!head) return;
+    const head = readResponseHead(payload);
+    if (!head) {
+      this.#agentFault('its answer to the upgrade does not decode');
+      return;
+    }
     if (head.status < 200 && head.status !== 101) return;
     this.#answered = true;
     clearTimeout(this.#timer);
@@ -104,7 +109,9 @@ export class WebSocketExchange {
       const name = head.headers[i]!;
       const lower = name.toLowerCase();
       if (lower === 'sec-websocket-protocol') this.#req[kChosenProtocol] = head.headers[i + 1]!.trim();
-      else if (!OWN_101_FIELDS.has(lower)) extra.push(name, head.headers[i + 1]!);
+      else if (!OWN_101_FIELDS.has(lower) && isWritableField(name, head.headers[i + 1]!)) {
+        extra.push(name, head.headers[i + 1]!);
+      }
     }
     const kept = stripHopByHop(extra);
     const lines: string[] = [];
@@ -124,10 +131,22 @@ export class WebSocketExchange {
   #refuse(head: ResponseHead): void {
     const res = this.#res;
     if (res.destroyed) return;
-    res.writeHead(head.status, head.statusText, stripHopByHop(head.headers));
-    this.#stream.pipe(res);
     // No WebSocket follows a refusal: end our side so that the stream can finish.
     this.#stream.end();
+    const problem = relayResponse(this.#stream, res, head, 'GET');
+    if (problem !== undefined) {
+      this.#answered = false;
+      this.#agentFault(`its answer to the upgrade cannot be sent: ${problem}`);
+    }
+  }
+
+  /** The agent sent an answer this server will not pass on: reset it and answer 502 instead. */
+  #agentFault(why: string): void {
+    this.#stream.reset(ErrorCode.PROTOCOL_ERROR, why);
+    if (this.#answered) return;
+    this.#answered = true;
+    clearTimeout(this.#timer);
+    sendPublicError(this.#req, this.#res, 'local_error', `The tunnel returned an invalid answer: ${why}.`);
   }
 
   #onTimeout(): void {
@@ -154,5 +173,16 @@ export class WebSocketExchange {
     const answer = failure ? answerForFailure(failure) : undefined;
     if (answer) sendPublicError(this.#req, this.#res, answer.code, answer.detail);
     else this.#socket.destroy();
+  }
+}
+
+/** Whether Node would write this field: ws copies the 101's extra lines verbatim, so check here. */
+function isWritableField(name: string, value: string): boolean {
+  try {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    return true;
+  } catch {
+    return false;
   }
 }
