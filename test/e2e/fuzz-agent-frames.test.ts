@@ -597,6 +597,35 @@ describe('S6: what the stream fuzz found, pinned', () => {
     await expectServerServing('an undecodable head');
   });
 
+  it('a body longer than its Content-Length, then more DATA, in one message: cut to size, the agent keeps its connection', async () => {
+    const { agent, streamId, answer } = await heldStream('agent overrunning its Content-Length');
+    const header = (type: number, length: number): Buffer => {
+      const b = Buffer.alloc(9);
+      b.writeUIntBE(length, 0, 3);
+      b[3] = type;
+      b.writeUInt32BE(streamId, 5);
+      return b;
+    };
+    const head = encodeResponseHead(500, 'OK', ['content-length', '5', 'X-Fuzz', 'v']);
+    await agent.send(
+      Buffer.concat([
+        header(FrameType.HEADERS, head.length),
+        head,
+        header(FrameType.DATA, 9),
+        Buffer.alloc(9, 0x61),
+        header(FrameType.DATA, 16384),
+        Buffer.alloc(16384),
+      ]),
+    );
+    const result = await withTimeout(answer, 5_000, 'the public answer');
+    expect(result).toEqual({ status: 500, burrowError: undefined, body: 'complete' });
+    let link = await agent.roundTrip();
+    if (link === 'pong') link = await agent.roundTrip();
+    const closed = link === 'closed' ? await agent.closed.wait(5_000, 'the close') : undefined;
+    expect(link, `agent connection closed: ${JSON.stringify(closed)}\n${pinned.server.proc.describe()}`).toBe('pong');
+    await expectServerServing('an overrunning body');
+  });
+
   it("a response head Node refuses (bad header name or value, CR LF in the reason): that request gets a 502, the agent's connection is not ended as INTERNAL_ERROR", async () => {
     const cases: Array<{ what: string; statusText: string; headers: string[] }> = [
       { what: 'header name "x:y"', statusText: 'OK', headers: ['x:y', '1'] },

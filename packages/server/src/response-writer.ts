@@ -24,7 +24,13 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
   }
   const hasBody = method !== 'HEAD' && head.status !== 204 && head.status !== 304;
   let remaining = hasBody ? length : undefined;
+  // A failed write (the client vanished) must not become an unhandled 'error' that takes the
+  // process, and every other user's tunnel, down with it.
+  res.on('error', () => res.destroy());
   stream.on('data', (chunk: Buffer) => {
+    // Chunks already buffered in the stream can still arrive after the response was completed
+    // or cut (an overlong body): they are dropped.
+    if (res.writableEnded || res.destroyed) return;
     if (remaining !== undefined) {
       if (chunk.length > remaining) {
         // The declared body is complete after `remaining` bytes; whatever follows is dropped, so
