@@ -20,6 +20,13 @@ import {
 } from '../src/index.js';
 import { closeAll, closeError, readAll, sessionPair, sha256 } from './helpers.js';
 
+// A fixed seed keeps `npm test` deterministic; BURROW_FUZZ_SEED explores others and
+// BURROW_FUZZ_RUNS multiplies the run counts (`npm run test:fuzz` at the root sets both up).
+const SEED = Number(process.env['BURROW_FUZZ_SEED'] ?? 20261122);
+const SCALE = Math.max(1, Math.round(Number(process.env['BURROW_FUZZ_RUNS'] ?? 0) / 200));
+fc.configureGlobal({ seed: SEED });
+const runs = (n: number): number => n * SCALE;
+
 afterEach(() => closeAll());
 
 /** Payload sizes each type allows (heads kept small here; their limit is tested elsewhere). */
@@ -93,7 +100,7 @@ describe('FrameParser properties', () => {
           expect(parsed).toEqual(frames);
         },
       ),
-      { numRuns: 200 },
+      { numRuns: runs(200) },
     );
   });
 
@@ -118,7 +125,7 @@ describe('FrameParser properties', () => {
           }
         },
       ),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 
@@ -141,7 +148,7 @@ describe('FrameParser properties', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 });
@@ -254,7 +261,7 @@ describe('Session properties', () => {
           await peerGone;
         },
       ),
-      { numRuns: 150 },
+      { numRuns: runs(150) },
     );
     // The process and the protocol are still in working order afterwards.
     const { server, agent } = sessionPair();
