@@ -2,7 +2,7 @@
 // make the parser throw anything but a protocol error; arbitrary messages into a live Session end
 // it with a protocol-class SessionError and nothing else.
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createMemoryTransportPair,
   encodeFrame,
@@ -26,6 +26,7 @@ const SEED = Number(process.env['BURROW_FUZZ_SEED'] ?? 20261122);
 const SCALE = Math.max(1, Math.round(Number(process.env['BURROW_FUZZ_RUNS'] ?? 0) / 200));
 fc.configureGlobal({ seed: SEED });
 const runs = (n: number): number => n * SCALE;
+vi.setConfig({ testTimeout: 10_000 * SCALE });
 
 afterEach(() => closeAll());
 
