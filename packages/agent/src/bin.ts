@@ -4,7 +4,7 @@
 // bad usage).
 import { Agent } from './agent.js';
 import { parseCommandLine } from './cli.js';
-import { colorEnabled, humanOutput, jsonOutput } from './output.js';
+import { batchedSink, colorEnabled, humanOutput, jsonOutput } from './output.js';
 
 const commandLine = parseCommandLine(process.argv.slice(2), process.env);
 if (commandLine.action === 'exit') {
@@ -14,9 +14,10 @@ if (commandLine.action === 'exit') {
 }
 const { command } = commandLine;
 
+const stdout = batchedSink(process.stdout);
 const output = command.json
-  ? jsonOutput(process.stdout)
-  : humanOutput(process.stdout, {
+  ? jsonOutput(stdout)
+  : humanOutput(stdout, {
       color: colorEnabled(process.stdout, process.env),
       hostPreserved: command.hostHeader.kind === 'preserve',
       live: process.stdout.isTTY,
@@ -42,16 +43,23 @@ agent.on('reconnecting', (event) => output.reconnecting(event));
 agent.on('reconnected', (tunnel) => output.reconnected(tunnel));
 agent.on('error', (error) => {
   output.error(error);
+  stdout.flush();
   process.stderr.write(`burrow: ${error.message.replace(/\s*\n\s*/g, ' ')}\n`);
   process.exitCode = 1;
 });
 // Writes to stdout and stderr are synchronous for files and pipes on Linux, so nothing is lost.
-agent.on('close', () => process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0));
+agent.on('close', () => {
+  stdout.flush();
+  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+});
 
 let stopping = false;
 function stop(): void {
   // A second Ctrl-C does not wait for in-flight requests.
-  if (stopping) process.exit(0);
+  if (stopping) {
+    stdout.flush();
+    process.exit(0);
+  }
   stopping = true;
   void agent.close();
 }

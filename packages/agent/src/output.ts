@@ -8,6 +8,34 @@ export interface OutputSink {
   write(text: string): unknown;
 }
 
+/**
+ * A sink that gathers what is written in one turn of the event loop and writes it at once:
+ * stdout is synchronous for files and pipes on Linux, so a line per request would otherwise be a
+ * blocking write per request under load. `flush()` writes what is pending (before exiting).
+ */
+export function batchedSink(out: OutputSink): OutputSink & { flush(): void } {
+  let pending = '';
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    out.write(text);
+  };
+  return {
+    write(text: string) {
+      pending += text;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+      return true;
+    },
+    flush,
+  };
+}
+
 /** One renderer of the Agent's events. */
 export interface AgentOutput {
   ready(tunnel: TunnelInfo): void;

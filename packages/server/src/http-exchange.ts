@@ -37,7 +37,14 @@ export class HttpExchange {
     stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
     stream.on('close', () => this.#onStreamClose());
     // The request body flows into the stream; the stream only takes what the agent has credit for.
-    req.pipe(stream);
+    // A request without a body is already complete here: END then leaves in the same message as
+    // OPEN instead of a turn later.
+    if (req.complete && req.readableLength === 0) {
+      req.resume();
+      stream.end();
+    } else {
+      req.pipe(stream);
+    }
     // The local service's response time is counted from the end of the request.
     stream.on('finish', () => {
       if (!this.#finalHead && !this.#done) this.#timer = setTimeout(() => this.#onTimeout(), this.timeoutMs);

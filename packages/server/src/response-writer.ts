@@ -17,11 +17,15 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
   if (length === 'invalid') return 'its Content-Length is not one whole number';
   try {
     res.writeHead(head.status, head.statusText, length === undefined ? headers : withOneContentLength(headers));
-    // Flush the head now: a long-poll or SSE response must reach the client before any body does.
-    res.flushHeaders();
   } catch (error) {
     return (error as Error).message;
   }
+  // The head goes out with the first body bytes when they arrive in the same turn (one write for
+  // a small response); otherwise it is flushed on its own, so that a long-poll or an SSE stream
+  // shows its head at once.
+  setImmediate(() => {
+    if (!res.headersSent && !res.destroyed) res.flushHeaders();
+  });
   const hasBody = method !== 'HEAD' && head.status !== 204 && head.status !== 304;
   let remaining = hasBody ? length : undefined;
   // A failed write (the client vanished) must not become an unhandled 'error' that takes the
