@@ -236,7 +236,13 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   #connect(): void {
     this.#phase = 'connecting';
-    const ws = new WebSocket(this.server.connectUrl, { perMessageDeflate: false });
+    const ws = new WebSocket(this.server.connectUrl, {
+      perMessageDeflate: false,
+      // Client masking (RFC 6455 5.3) protects intermediaries that read the bytes. Over TLS or
+      // loopback there are none, and a zero key lets ws skip XOR-ing every byte the agent sends:
+      // downloads through the tunnel ran 2.3x faster with it (384 -> 872 MB/s here).
+      ...(this.server.private && { generateMask: (mask: Buffer) => void mask.fill(0) }),
+    });
     const link: Link = {
       ws,
       session: undefined,

@@ -6,6 +6,17 @@ export interface ServerAddress {
   readonly url: string;
   /** The agents' endpoint: "ws://localhost:8080/_burrow/connect". */
   readonly connectUrl: string;
+  /**
+   * Whether no intermediary can read the control connection's bytes: TLS, or a loopback server.
+   * WebSocket masking only protects such intermediaries, so it may then use a zero key.
+   */
+  readonly private: boolean;
+}
+
+/** Host names that are this machine. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Parses a server URL (http, https, ws or wss). Throws a TypeError that says what is wrong. */
@@ -26,5 +37,9 @@ export function parseServerUrl(input: string): ServerAddress {
   // A path is kept as a prefix, for a server mounted below a path by a proxy.
   const path = url.pathname.replace(/\/+$/, '');
   const httpBase = `${secure ? 'https' : 'http'}://${url.host}${path}`;
-  return { url: httpBase, connectUrl: `${secure ? 'wss' : 'ws'}://${url.host}${path}/_burrow/connect` };
+  return {
+    url: httpBase,
+    connectUrl: `${secure ? 'wss' : 'ws'}://${url.host}${path}/_burrow/connect`,
+    private: secure || isLoopbackHost(url.hostname),
+  };
 }
