@@ -4,7 +4,13 @@
 // travel in END. Each hop keeps its own handshake, ping/pong and compression: this module sees only
 // whole messages in and writes fragments out as their bytes arrive. It imports no WebSocket
 // library: it works with anything shaped like a `ws` WebSocket.
-import { DEFAULT_WS_CLOSE_TIMEOUT_MS, ErrorCode, WS_RECORD_HEADER_SIZE, WsRecordKind } from './constants.js';
+import {
+  DEFAULT_WS_CLOSE_TIMEOUT_MS,
+  ErrorCode,
+  MAX_DATA_PAYLOAD,
+  WS_RECORD_HEADER_SIZE,
+  WsRecordKind,
+} from './constants.js';
 import type { StreamResetError } from './errors.js';
 import { SessionError } from './errors.js';
 import type { Stream } from './stream.js';
@@ -171,9 +177,12 @@ class WebSocketRelay {
       this.#socket.close(WsCloseCode.MESSAGE_TOO_BIG, 'message too big');
       return;
     }
-    stream.write(encodeWsRecordHeader(isBinary ? WsRecordKind.BINARY : WsRecordKind.TEXT, bytes.length));
+    const header = encodeWsRecordHeader(isBinary ? WsRecordKind.BINARY : WsRecordKind.TEXT, bytes.length);
+    // A small message and its header go as one write (one DATA frame); a large one is not copied.
+    const fits = bytes.length <= MAX_DATA_PAYLOAD - WS_RECORD_HEADER_SIZE;
+    if (!fits) stream.write(header);
     // The stream takes what its credit allows; until it drains, stop reading the socket.
-    if (!stream.write(bytes)) this.#socket.pause();
+    if (!stream.write(fits ? Buffer.concat([header, bytes], header.length + bytes.length) : bytes)) this.#socket.pause();
   }
 
   #onSocketClose(code: number, reason: string): void {
