@@ -28,7 +28,7 @@ export const MAX_STREAM_WINDOW = 2 ** 31 - 1;
  */
 export const DEFAULT_CONNECTION_HIGH_WATER = 1024 * 1024;
 
-/** Frames queued in one tick are sent as one WebSocket message of at most this many bytes. */
+/** Frames queued in one turn of the event loop are sent as one WebSocket message of at most this many bytes. */
 export const MAX_BATCH_BYTES = 256 * 1024;
 
 /** How often each side sends a PING. */

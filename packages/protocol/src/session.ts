@@ -1,5 +1,5 @@
 // A Session multiplexes Streams over one message Transport (the agent's control WebSocket). It
-// batches the frames of one tick into one message, tracks bytes not yet written out (pausing
+// batches the frames of one turn of the event loop into one message, tracks bytes not yet written out (pausing
 // writers above a high-water mark), answers and sends heartbeats, and enforces the stream rules:
 // ids only grow and are never reused, and a frame for a stream that was never opened is an error.
 import { EventEmitter } from 'node:events';
@@ -178,7 +178,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
 
   // ---- StreamHost ----
 
-  /** @internal Queues a frame; frames queued in one tick leave as one message. */
+  /** @internal Queues a frame; frames queued in one turn of the event loop leave as one message. */
   sendFrame(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
     if (this.#closed) return;
     this.#out.push(encodeFrameHeader(type, flags, streamId, payload.length));
@@ -186,8 +186,11 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
     this.#outBytes += FRAME_HEADER_SIZE + payload.length;
     if (this.#outBytes >= MAX_BATCH_BYTES) this.#flush();
     else if (!this.#flushScheduled) {
+      // Once per turn of the event loop rather than per microtask checkpoint: frames from every
+      // socket read in this turn share one message (50 WebSockets echoing 64-byte messages:
+      // 56-61k messages/s per microtask, 61-94k per turn; small GETs unchanged at ~22k/s).
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      setImmediate(() => this.#flush());
     }
   }
 
