@@ -76,6 +76,8 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
   #pingSentAt = 0;
   #lastReceivedAt = 0;
   #rtt: number | undefined;
+  /** DATA frames of one stream, met one after the other in the message being parsed. */
+  #run: { stream: Stream; chunks: Buffer[]; bytes: number } | undefined;
 
   constructor(transport: Transport, options: SessionOptions) {
     super();
@@ -249,7 +251,9 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
     try {
       if (!binary) throw new ProtocolError('text message on the control connection');
       this.#parser.push(data);
+      this.#flushRun();
     } catch (error) {
+      this.#run = undefined;
       this.#fail(
         error instanceof SessionError
           ? error
@@ -258,9 +262,23 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
     }
   }
 
+  /**
+   * Hands a run of DATA frames for one stream over as one chunk. A message carries up to 256 KiB
+   * of 16 KiB frames; delivered one by one, each became its own socket write downstream. Any other
+   * frame ends the run first, so frame order is kept.
+   */
+  #flushRun(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    if (run.stream.destroyed) return;
+    run.stream.onDataFrame(run.chunks.length === 1 ? run.chunks[0]! : Buffer.concat(run.chunks, run.bytes));
+  }
+
   #onFrame(frame: Frame): void {
     if (this.#closed) return;
     const { type, streamId, payload } = frame;
+    if (this.#run !== undefined && (type !== FrameType.DATA || this.#run.stream.id !== streamId)) this.#flushRun();
     switch (type) {
       case FrameType.HELLO:
         if (this.role !== 'server') throw new ProtocolError('HELLO sent to an agent');
@@ -296,7 +314,12 @@ export class Session extends EventEmitter<SessionEvents> implements StreamHost {
         stream.onHeadersFrame(payload);
         return;
       case FrameType.DATA:
-        stream.onDataFrame(payload);
+        if (payload.length === 0) return;
+        if (this.#run === undefined) this.#run = { stream, chunks: [payload], bytes: payload.length };
+        else {
+          this.#run.chunks.push(payload);
+          this.#run.bytes += payload.length;
+        }
         return;
       case FrameType.END:
         stream.onEndFrame(payload);

@@ -329,6 +329,31 @@ describe('streams', () => {
   });
 });
 
+describe('delivery of DATA runs', () => {
+  it('hands the DATA frames of one stream that share a message over as one chunk, in order', async () => {
+    const { server, agent } = sessionPair();
+    const received: Array<{ id: number; size: number }> = [];
+    const streams: Stream[] = [];
+    agent.on('stream', (stream) => {
+      streams.push(stream);
+      stream.on('data', (chunk: Buffer) => received.push({ id: stream.id, size: chunk.length }));
+    });
+    const a = server.openStream(head('/a'));
+    const b = server.openStream(head('/b'));
+    await until(() => streams.length === 2);
+    // One turn: 64 KiB on a (four 16 KiB frames), then 1 byte on b, then 32 KiB more on a.
+    a.write(Buffer.alloc(64 * 1024, 1));
+    b.write(Buffer.alloc(1, 2));
+    a.write(Buffer.alloc(32 * 1024, 3));
+    await until(() => received.reduce((n, r) => n + r.size, 0) === 96 * 1024 + 1);
+    expect(received).toEqual([
+      { id: a.id, size: 64 * 1024 },
+      { id: b.id, size: 1 },
+      { id: a.id, size: 32 * 1024 },
+    ]);
+  });
+});
+
 describe('flow control', () => {
   it('stops a writer whose reader does not read after one window, while other streams flow (R7)', async () => {
     const frames: Frame[] = [];
