@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { decodeResponseHead, ErrorCode, type ResponseHead, type Stream } from '@burrow/protocol';
 import { stripHopByHop, toPairs } from './headers.js';
-import { relayResponse } from './response-writer.js';
+import { abortResponse, relayResponse } from './response-writer.js';
 import { answerForFailure, sendPublicError, type PublicErrorCode } from './public-errors.js';
 
 /** One public request/response carried by one stream. */
@@ -136,7 +136,7 @@ export class HttpExchange {
     if (this.#finalHead) {
       // The body was cut short: abort the public connection so it is not taken as complete
       // (unless the response was already completed, as when an overlong body was cut to size).
-      if (!this.#res.writableEnded) this.#res.destroy();
+      if (!this.#res.writableEnded) abortResponse(this.#res);
       return;
     }
     const answer = answerForFailure(failure);

@@ -22,9 +22,10 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
   }
   // The head goes out with the first body bytes when they arrive in the same turn (one write for
   // a small response); otherwise it is flushed on its own, so that a long-poll or an SSE stream
-  // shows its head at once.
+  // shows its head at once. (headersSent is already true after writeHead: track the body.)
+  let bodyStarted = false;
   setImmediate(() => {
-    if (!res.headersSent && !res.destroyed) res.flushHeaders();
+    if (!bodyStarted && !res.writableEnded && !res.destroyed) res.flushHeaders();
   });
   const hasBody = method !== 'HEAD' && head.status !== 204 && head.status !== 304;
   let remaining = hasBody ? length : undefined;
@@ -39,6 +40,7 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
       if (chunk.length > remaining) {
         // The declared body is complete after `remaining` bytes; whatever follows is dropped, so
         // it can never be read as a response of its own on this connection.
+        bodyStarted = true;
         res.end(chunk.subarray(0, remaining));
         remaining = 0;
         stream.reset(ErrorCode.PROTOCOL_ERROR, 'the response body is longer than its Content-Length');
@@ -46,13 +48,14 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
       }
       remaining -= chunk.length;
     }
+    bodyStarted = true;
     if (!res.write(chunk)) stream.pause();
   });
   res.on('drain', () => stream.resume());
   stream.on('end', () => {
     if (remaining !== undefined && remaining > 0) {
       // A body shorter than announced: abort, so the client never reads the next response as body.
-      res.destroy();
+      abortResponse(res);
       return;
     }
     const trailers = decodeTrailersSafe(stream.remoteTrailers);
@@ -63,9 +66,22 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
         // Trailers Node refuses to write are dropped; the body itself is complete.
       }
     }
+    bodyStarted = true;
     res.end();
   });
   return undefined;
+}
+
+/**
+ * Cuts a response that has started: what was written (the head, part of the body) still reaches
+ * the client, then the connection closes without completing the response, so the client sees an
+ * aborted transfer and never a complete one. Node corks a response's socket until the end of the
+ * tick, so the head is flushed first and the socket destroyed a turn later.
+ */
+export function abortResponse(res: ServerResponse): void {
+  if (res.destroyed) return;
+  if (!res.writableEnded) res.flushHeaders();
+  setImmediate(() => res.destroy());
 }
 
 /** The response's Content-Length: undefined when absent, 'invalid' when not one whole number. */

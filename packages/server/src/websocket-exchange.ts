@@ -9,7 +9,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { ErrorCode, relayWebSocket, type ResponseHead, type Stream } from '@burrow/protocol';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { stripHopByHop } from './headers.js';
-import { relayResponse } from './response-writer.js';
+import { abortResponse, relayResponse } from './response-writer.js';
 import { readResponseHead } from './http-exchange.js';
 import { answerForFailure, sendPublicError } from './public-errors.js';
 
@@ -166,7 +166,7 @@ export class WebSocketExchange {
     const failure = this.#stream.failure;
     if (this.#answered) {
       // After a refusal's head, a cut body must not look complete.
-      if (failure && !this.#res.writableFinished && this.#res.headersSent) this.#res.destroy();
+      if (failure && !this.#res.writableFinished && this.#res.headersSent) abortResponse(this.#res);
       return;
     }
     this.#answered = true;
