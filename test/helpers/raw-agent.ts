@@ -3,10 +3,12 @@
 // a HELLO, spot WELCOME and GOAWAY, and build frames the protocol forbids.
 import WebSocket from 'ws';
 import { Signal, withTimeout } from './wait.js';
+import { FrameType } from '@burrow/protocol';
 
-export const FRAME_HELLO = 0x01;
-export const FRAME_WELCOME = 0x02;
-export const FRAME_GOAWAY = 0x0a;
+// Wire values come from @burrow/protocol, the single source of truth for them.
+export const FRAME_HELLO = FrameType.HELLO;
+export const FRAME_WELCOME = FrameType.WELCOME;
+export const FRAME_GOAWAY = FrameType.GOAWAY;
 
 export function encodeFrame(type: number, streamId: number, payload: Buffer, flags = 0): Buffer {
   const header = Buffer.allocUnsafe(9);
