@@ -112,6 +112,8 @@ export class Stream extends Duplex {
     if (this.#remoteEnded) throw new ProtocolError(`second END on stream ${this.id}`);
     this.#remoteEnded = true;
     this.remoteTrailers = payload;
+    // Announced at once, even to a side that is not reading yet (a server waiting for a head).
+    this.emit('remote-end');
     if (this.#pending.length === 0) this.#pushEnd();
   }
 

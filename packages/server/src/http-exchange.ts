@@ -35,6 +35,10 @@ export class HttpExchange {
     res.sendDate = false; // the local service's own Date (if any) is forwarded as is
 
     stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
+    stream.on('remote-end', () => {
+      // The agent finished its side without a response head: nothing will come.
+      if (!this.#finalHead) this.#agentFault('it ended the exchange without a response head');
+    });
     stream.on('close', () => this.#onStreamClose());
     // The request body flows into the stream; the stream only takes what the agent has credit for.
     // A request without a body is already complete here: END then leaves in the same message as

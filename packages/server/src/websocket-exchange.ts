@@ -78,6 +78,10 @@ export class WebSocketExchange {
     this.#options = options;
     // The stream's request side stays open: after a 101 it carries the public client's messages.
     stream.on('headers', (payload: Buffer) => this.#onHeaders(payload));
+    stream.on('remote-end', () => {
+      // The agent finished its side before answering the upgrade: nothing will come.
+      if (!this.#answered) this.#agentFault('it ended the upgrade without an answer');
+    });
     stream.on('close', () => this.#onStreamClose());
     this.#timer = setTimeout(() => this.#onTimeout(), options.responseTimeoutMs);
     socket.on('close', this.#onSocketClose);

@@ -45,3 +45,27 @@ it('cuts a body longer than its Content-Length to size and keeps the agent conne
   expect(calls).toBe(2);
   expect(a.session.closed).toBe(false);
 });
+
+it('answers 502 at once when the agent ends an exchange without a response head', async () => {
+  const server = await buildServer({ domain: 'localhost', logger: pino({ level: 'silent' }) });
+  const { port, url } = await server.listen(0, '127.0.0.1');
+  cleanup.push(() => server.close());
+  const a = await connectAgent(url, {}, (stream) => {
+    stream.resume();
+    stream.end();
+  });
+  cleanup.push(() => a.session.close());
+  const reply = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+    const req = request(
+      { port, host: '127.0.0.1', agent: false, headers: { Host: `${a.welcome.tunnels[0]!.subdomain}.localhost` } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, error: res.headers['x-burrow-error'] as string | undefined }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  // The default response timeout is 60 s: an answer within the test's timeout proves it is not a 504.
+  expect(reply).toEqual({ status: 502, error: 'local_error' });
+});
