@@ -1,6 +1,6 @@
 // AgentConnection: one agent's control WebSocket on the server side. It runs the HELLO exchange
 // (version, token, subdomains), registers the agent's tunnels and releases them when it goes.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   decodeHello,
@@ -11,7 +11,7 @@ import {
   type SessionError,
   type Transport,
 } from '@burrow/protocol';
-import type { TokenVerifier } from './auth.js';
+import { sameSecret, type TokenVerifier } from './auth.js';
 import { randomSubdomain, subdomainProblem } from './subdomain.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
 
@@ -64,10 +64,7 @@ export class AgentConnection {
 
   /** True when `secret` is this connection's resume secret (compared in constant time). */
   resumableWith(secret: string | undefined): boolean {
-    if (secret === undefined) return false;
-    const a = Buffer.from(this.#resumeSecret);
-    const b = Buffer.from(secret);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameSecret(this.#resumeSecret, secret);
   }
 
   /** Another connection of the same agent took our names over: this one is stale. */

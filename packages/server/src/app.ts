@@ -268,7 +268,7 @@ export class BurrowServer {
       return;
     }
     if (route.kind === 'invalid') {
-      socket.end(`HTTP/1.1 400 Bad Request\r\nx-burrow-error: bad_host\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.end(rawPublicError('bad_host', route.reason));
       return;
     }
     this.#apexUpgrades.emit('upgrade', req, socket, head);

@@ -26,3 +26,11 @@ export class TokenVerifier {
 function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
+
+/** Whether `given` equals `expected`, compared in constant time for equal lengths. */
+export function sameSecret(expected: string, given: string | undefined): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,8 +1,8 @@
 // TunnelRegistry: which agent connection serves which subdomain, and which names are held for an
 // agent that dropped (the reconnect grace period). A Map (never a plain object), so names like
 // `__proto__` are just keys. Claims are all-or-nothing per HELLO.
-import { timingSafeEqual } from 'node:crypto';
 import type { AgentConnection } from './agent-connection.js';
+import { sameSecret } from './auth.js';
 
 export interface Tunnel {
   /** Id the agent sees in stream heads. */
@@ -99,9 +99,3 @@ export class TunnelRegistry {
   }
 }
 
-function sameSecret(expected: string, given: string | undefined): boolean {
-  if (given === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
