@@ -10,3 +10,8 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message || ((error as { code?: string }).code ?? error.name);
   return String(error);
 }
+
+/** The reason given when nothing answers at the local address (a 502 page names it). */
+export function unreachableMessage(error: Error & { code?: string }, address: string): string {
+  return `${error.code ?? 'error'} connecting to ${address}: is the local service running? (${describeError(error)})`;
+}

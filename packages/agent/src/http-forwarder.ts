@@ -11,13 +11,14 @@ import {
   encodeTrailers,
   ErrorCode,
   errorCodeName,
+  headerPairs,
   StreamResetError,
   type RequestHead,
   type SessionError,
   type Stream,
 } from '@burrow/protocol';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
-import { describeError } from './describe-error.js';
+import { describeError, unreachableMessage } from './describe-error.js';
 import { diagnoseResponse, DIAGNOSIS_PEEK_BYTES } from './diagnosis.js';
 import { localRequestHeaders } from './local-headers.js';
 
@@ -144,7 +145,7 @@ class HttpExchange {
     const req = this.#req;
     if (req === undefined || req.destroyed || req.writableEnded) return;
     const trailers = safeDecodeTrailers(this.#stream.remoteTrailers);
-    if (trailers.length > 0) req.addTrailers(pairs(trailers));
+    if (trailers.length > 0) req.addTrailers(headerPairs(trailers));
     req.end();
   }
 
@@ -261,7 +262,7 @@ class HttpExchange {
     if (!this.#connected) {
       this.#reset(
         ErrorCode.LOCAL_UNREACHABLE,
-        `${error.code ?? 'error'} connecting to ${address}: is the local service running? (${describeError(error)})`,
+        unreachableMessage(error, address),
       );
     } else {
       this.#reset(
@@ -324,12 +325,6 @@ function describeFailure(failure: StreamResetError | SessionError): string {
   if (!failure.remote && failure.code === ErrorCode.SHUTDOWN)
     return 'the agent stopped before the exchange finished';
   return `connection to the server lost: ${failure.message}`;
-}
-
-function pairs(raw: readonly string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
-  return out;
 }
 
 function safeDecodeTrailers(payload: Buffer | undefined): string[] {

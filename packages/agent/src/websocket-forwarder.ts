@@ -14,7 +14,7 @@ import {
   type RequestHead,
   type Stream,
 } from '@burrow/protocol';
-import { describeError } from './describe-error.js';
+import { describeError, unreachableMessage } from './describe-error.js';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { localRequestHeaders } from './local-headers.js';
 
@@ -132,7 +132,7 @@ export class WebSocketForwarder implements Forwarder {
         const address = route.target.address;
         const unreachable = error.code !== undefined && UNREACHABLE.has(error.code);
         const message = unreachable
-          ? `${error.code ?? 'error'} connecting to ${address}: is the local service running? (${describeError(error)})`
+          ? unreachableMessage(error, address)
           : `the local service at ${address} failed the WebSocket upgrade: ${describeError(error)}`;
         stream.reset(unreachable ? ErrorCode.LOCAL_UNREACHABLE : ErrorCode.LOCAL_ERROR, message);
         report({ status: 502, error: message });

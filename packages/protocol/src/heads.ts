@@ -7,6 +7,13 @@ import { ProtocolError } from './errors.js';
 /** Raw header pairs in wire order: [name0, value0, name1, value1, ...] (as Node's rawHeaders). */
 export type RawHeaders = string[];
 
+/** Raw header pairs as [name, value] tuples (the form addTrailers and similar APIs take). */
+export function headerPairs(raw: RawHeaders): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
+
 /** What the server sends in OPEN: which tunnel, what kind of stream, and the request head. */
 export interface RequestHead {
   kind: StreamKind;

@@ -62,13 +62,20 @@ function joinedValues(raw: readonly string[], name: string): string | undefined 
   return values.length > 0 ? values.join(', ') : undefined;
 }
 
-/** The request head's headers as the local service should see them. */
-export function forwardRequestHeaders(raw: readonly string[], info: ForwardingInfo): RawHeaders {
+/**
+ * The request head's headers as the local service should see them. `alsoDrop` names more fields
+ * that belong to this hop only (an upgrade's Sec-WebSocket-Key, ...).
+ */
+export function forwardRequestHeaders(
+  raw: readonly string[],
+  info: ForwardingInfo,
+  alsoDrop?: ReadonlySet<string>,
+): RawHeaders {
   const priorFor = info.trustProxy ? joinedValues(raw, 'x-forwarded-for') : undefined;
   const priorProto = info.trustProxy ? lastValue(raw, 'x-forwarded-proto') : undefined;
   const priorHost = info.trustProxy ? lastValue(raw, 'x-forwarded-host') : undefined;
   // Untrusted clients may not inject forwarding fields; a trusted proxy's ones are merged below.
-  const out = stripHopByHop(raw, FORWARDED);
+  const out = stripHopByHop(raw, alsoDrop ? new Set([...FORWARDED, ...alsoDrop]) : FORWARDED);
   // Transfer-Encoding is hop-by-hop, but the next hop must still know that a body of unknown
   // length follows: without it a chunked GET body would reach the local service unframed (a
   // second request hidden in the first). Node's parser has already de-chunked and validated it.
@@ -85,11 +92,4 @@ export function forwardRequestHeaders(raw: readonly string[], info: ForwardingIn
     priorHost ?? host,
   );
   return out;
-}
-
-/** Converts flat raw pairs into the [name, value] tuples that addTrailers takes. */
-export function toPairs(raw: readonly string[]): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
-  return pairs;
 }

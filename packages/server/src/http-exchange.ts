@@ -3,8 +3,8 @@
 // accept bytes. The response head, 1xx heads and trailers are relayed as the local service sent them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { decodeResponseHead, ErrorCode, type ResponseHead, type Stream } from '@burrow/protocol';
-import { stripHopByHop, toPairs } from './headers.js';
+import { decodeResponseHead, ErrorCode, headerPairs, type ResponseHead, type Stream } from '@burrow/protocol';
+import { stripHopByHop } from './headers.js';
 import { abortResponse, relayResponse } from './response-writer.js';
 import { answerForFailure, sendPublicError, type PublicErrorCode } from './public-errors.js';
 
@@ -117,7 +117,7 @@ export class HttpExchange {
     else if (head.status === 103) {
       // Header names come from the agent: a null-prototype object keeps `__proto__` a plain key.
       const hints = Object.create(null) as Record<string, string | string[]>;
-      for (const [name, value] of toPairs(stripHopByHop(head.headers))) {
+      for (const [name, value] of headerPairs(stripHopByHop(head.headers))) {
         const key = name.toLowerCase();
         const prior = hints[key];
         hints[key] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];

@@ -112,7 +112,7 @@ export class Ingress {
 
   /** Serves one public HTTP request addressed to the tunnel `label`. */
   handleRequest(req: IncomingMessage, res: ServerResponse, label: string, host: string): void {
-    const opened = this.#openStream(req, res, label, host, StreamKind.HTTP, req.rawHeaders);
+    const opened = this.#openStream(req, res, label, host, StreamKind.HTTP);
     if (!opened) return;
     this.#inFlight++;
     new HttpExchange(req, res, opened.stream, this.#options.responseTimeoutMs, this.#log, () => {
@@ -139,8 +139,7 @@ export class Ingress {
       sendPublicError(req, res, 'bad_request', 'Malformed WebSocket upgrade request (RFC 6455 4.1).');
       return;
     }
-    const raw = req.rawHeaders.filter((_, i, all) => !UPGRADE_HOP_FIELDS.has((i % 2 === 0 ? all[i]! : all[i - 1]!).toLowerCase()));
-    const opened = this.#openStream(req, res, label, host, StreamKind.WEBSOCKET, raw);
+    const opened = this.#openStream(req, res, label, host, StreamKind.WEBSOCKET, UPGRADE_HOP_FIELDS);
     if (!opened) return;
     opened.stream.once('close', opened.release);
     new WebSocketExchange(req, socket, head, res, opened.stream, {
@@ -162,7 +161,7 @@ export class Ingress {
     label: string,
     host: string,
     kind: StreamKind,
-    rawHeaders: string[],
+    alsoDrop?: ReadonlySet<string>,
   ): { stream: Stream; release: () => void } | undefined {
     const registry = this.#options.registry;
     const tunnel: Tunnel | undefined = registry.get(label);
@@ -202,11 +201,15 @@ export class Ingress {
       tunnelId: tunnel.id,
       method: req.method ?? 'GET',
       target: req.url ?? '/',
-      headers: forwardRequestHeaders(rawHeaders, {
-        remoteAddress: clientAddress(req),
-        publicScheme: this.#options.publicScheme,
-        trustProxy: this.#options.trustProxy,
-      }),
+      headers: forwardRequestHeaders(
+        req.rawHeaders,
+        {
+          remoteAddress: clientAddress(req),
+          publicScheme: this.#options.publicScheme,
+          trustProxy: this.#options.trustProxy,
+        },
+        alsoDrop,
+      ),
     });
     let stream: Stream;
     try {

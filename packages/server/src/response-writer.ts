@@ -4,8 +4,8 @@
 // (longer is cut, shorter aborts the connection), so an agent can never split a response or smuggle
 // one onto a kept-alive connection that another visitor may use next.
 import type { ServerResponse } from 'node:http';
-import { decodeTrailers, ErrorCode, type RawHeaders, type ResponseHead, type Stream } from '@burrow/protocol';
-import { stripHopByHop, toPairs } from './headers.js';
+import { decodeTrailers, ErrorCode, headerPairs, type RawHeaders, type ResponseHead, type Stream } from '@burrow/protocol';
+import { stripHopByHop } from './headers.js';
 
 /**
  * Sends `head` and then the stream's body on `res`. Returns why the head cannot be sent (nothing
@@ -61,7 +61,7 @@ export function relayResponse(stream: Stream, res: ServerResponse, head: Respons
     const trailers = decodeTrailersSafe(stream.remoteTrailers);
     if (trailers.length > 0) {
       try {
-        res.addTrailers(toPairs(trailers));
+        res.addTrailers(headerPairs(trailers));
       } catch {
         // Trailers Node refuses to write are dropped; the body itself is complete.
       }
