@@ -103,6 +103,7 @@ const REFUSALS = new Set<number>([
   ErrorCode.SUBDOMAIN_INVALID,
   ErrorCode.UNSUPPORTED_VERSION,
   ErrorCode.LIMIT_EXCEEDED,
+  ErrorCode.KICKED,
 ]);
 
 interface TunnelConfig {

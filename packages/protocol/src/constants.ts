@@ -138,6 +138,8 @@ export const ErrorCode = {
   CONNECTION_LOST: 0x11,
   /** A server limit refused the request (too many tunnels for one agent, ...). */
   LIMIT_EXCEEDED: 0x12,
+  /** The server's administrator disconnected the agent (admin API); it should not reconnect on its own. */
+  KICKED: 0x13,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

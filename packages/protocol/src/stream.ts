@@ -43,6 +43,10 @@ export class Stream extends Duplex {
   remoteTrailers: Buffer | undefined;
   /** Why the stream ended abnormally, once it did. */
   failure: StreamResetError | SessionError | undefined;
+  /** DATA payload bytes sent to the peer so far. */
+  bytesSent = 0;
+  /** DATA payload bytes received from the peer so far. */
+  bytesReceived = 0;
 
   constructor(host: StreamHost, id: number, window: number) {
     super({ allowHalfOpen: true, readableHighWaterMark: MAX_DATA_PAYLOAD, writableHighWaterMark: MAX_DATA_PAYLOAD });
@@ -103,6 +107,7 @@ export class Stream extends Duplex {
     }
     if (payload.length === 0) return;
     this.#recvCredit -= payload.length;
+    this.bytesReceived += payload.length;
     if (this.#wantRead && this.#pending.length === 0) this.#deliver(payload);
     else this.#pending.push(payload);
   }
@@ -194,6 +199,7 @@ export class Stream extends Duplex {
       // A batch that fills up is flushed at once; when that send fails synchronously the session
       // ends and destroys this stream, which has already failed the pending write callback.
       if (this.destroyed) return;
+      this.bytesSent += n;
       this.#sendCredit -= n;
       this.#writeOffset += n;
       if (this.#writeOffset >= chunk.length) {

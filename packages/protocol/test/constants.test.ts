@@ -118,6 +118,7 @@ describe('wire constants', () => {
       HELLO_TIMEOUT: 0x10,
       CONNECTION_LOST: 0x11,
       LIMIT_EXCEEDED: 0x12,
+      KICKED: 0x13,
     });
   });
 

@@ -5,19 +5,29 @@ import type { Logger } from 'pino';
 import {
   decodeHello,
   ErrorCode,
+  errorCodeName,
   PROTOCOL_VERSION,
   Session,
   type ProtocolError,
   type SessionError,
   type Transport,
 } from '@burrow/protocol';
-import { sameSecret, type TokenVerifier } from './auth.js';
+import { sameSecret, type Credential, type Reservations, type TokenVerifier } from './auth.js';
+import type { ServerMetrics } from './metrics.js';
 import { randomSubdomain, subdomainProblem } from './subdomain.js';
-import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
+import { Traffic, type Tunnel, type TunnelRegistry } from './tunnel-registry.js';
+
+/** Codes of a session that ended because the agent broke the protocol. */
+const PROTOCOL_FAULTS = new Set<number>([ErrorCode.PROTOCOL_ERROR, ErrorCode.FRAME_SIZE_ERROR, ErrorCode.FLOW_CONTROL_ERROR]);
+
+let nextId = 1;
 
 export interface AgentConnectionOptions {
   registry: TunnelRegistry;
-  tokens: TokenVerifier;
+  /** The tokens in force when the HELLO arrives (a reload may change them). */
+  tokens: () => TokenVerifier;
+  reservations: Reservations;
+  metrics: ServerMetrics;
   tunnelUrl: (subdomain: string) => string;
   helloTimeoutMs: number;
   /** How long a dropped agent's names stay reserved for its resume secret. */
@@ -33,8 +43,15 @@ export interface AgentConnectionOptions {
 }
 
 export class AgentConnection {
+  /** Short id for logs and the admin API ("a1", "a2", ...), unique within this server process. */
+  readonly id = `a${nextId++}`;
+  readonly connectedAt = new Date();
   readonly session: Session;
   readonly remoteAddress: string;
+  /** The token the agent presented, once its HELLO was accepted. */
+  credential: Credential | undefined;
+  /** What the agent said it is (HELLO's agent field). */
+  client: string | undefined;
   /** Most streams this connection may have open at once. */
   readonly maxStreams: number;
   tunnels: Tunnel[] = [];
@@ -94,7 +111,8 @@ export class AgentConnection {
       );
       return;
     }
-    if (!this.#options.tokens.verify(hello.token)) {
+    const credential = this.#options.tokens().verify(hello.token);
+    if (!credential) {
       this.#refuse(
         ErrorCode.AUTH_FAILED,
         hello.token ? 'the server refused the token' : 'this server requires a token: pass --token or set BURROW_TOKEN',
@@ -116,38 +134,60 @@ export class AgentConnection {
         subdomain = request.subdomain.toLowerCase();
         const problem = subdomainProblem(subdomain);
         if (problem) return this.#refuse(ErrorCode.SUBDOMAIN_INVALID, problem);
+        if (!this.#options.reservations.allows(subdomain, credential)) {
+          return this.#refuse(ErrorCode.SUBDOMAIN_TAKEN, `subdomain "${subdomain}" is reserved for another token`);
+        }
       } else {
         do subdomain = randomSubdomain();
-        while (this.#options.registry.has(subdomain) || wanted.has(subdomain));
+        while (this.#options.registry.has(subdomain) || wanted.has(subdomain) || this.#options.reservations.has(subdomain));
       }
       if (wanted.has(subdomain)) {
         return this.#refuse(ErrorCode.SUBDOMAIN_INVALID, `subdomain "${subdomain}" is asked for twice`);
       }
       wanted.add(subdomain);
-      tunnels.push({ id: index + 1, subdomain, url: this.#options.tunnelUrl(subdomain), connection: this });
+      tunnels.push({ id: index + 1, subdomain, url: this.#options.tunnelUrl(subdomain), connection: this, traffic: new Traffic() });
     }
     const claim = this.#options.registry.claim(tunnels, hello.resume);
     if (!claim.ok) {
       this.#refuse(ErrorCode.SUBDOMAIN_TAKEN, `subdomain "${claim.taken}" is already in use by another agent`);
       return;
     }
+    if (claim.resumed) this.#options.metrics.reconnects.inc();
+    this.#options.metrics.agentConnections.inc({ result: 'accepted' });
     this.tunnels = tunnels;
+    this.credential = credential;
+    this.client = hello.agent;
     this.session.sendWelcome({
       version: PROTOCOL_VERSION,
       tunnels: tunnels.map(({ id, subdomain, url }) => ({ id, subdomain, url })),
       resumeSecret: this.#resumeSecret,
       heartbeat: { intervalMs: this.#options.heartbeatIntervalMs, timeoutMs: this.#options.heartbeatTimeoutMs },
     });
-    this.#log.info({ tunnels: tunnels.map((t) => t.subdomain), client: hello.agent }, 'agent connected');
+    this.#log.info(
+      { id: this.id, tunnels: tunnels.map((t) => t.subdomain), token: credential.name, client: hello.agent },
+      'agent connected',
+    );
+  }
+
+  /**
+   * The administrator disconnects this agent: its names are released at once (no grace period),
+   * and KICKED tells the agent not to come back on its own.
+   */
+  kick(): void {
+    this.#log.info({ id: this.id, tunnels: this.tunnels.map((t) => t.subdomain) }, 'agent disconnected by the administrator');
+    this.#options.registry.releaseAll(this);
+    this.session.close(ErrorCode.KICKED, "the server's administrator disconnected this agent");
   }
 
   #refuse(code: ErrorCode, message: string): void {
     this.#log.info({ reason: message }, 'agent refused');
+    this.#options.metrics.agentConnections.inc({ result: errorCodeName(code) });
     this.session.close(code, message);
   }
 
   #onClose(error: SessionError | undefined): void {
     clearTimeout(this.#helloTimer);
+    if (error && !error.remote && PROTOCOL_FAULTS.has(error.code)) this.#options.metrics.protocolErrors.inc();
     // A connection that lost its tunnels to a newer one of the same agent holds nothing any more.
     // A drain or an agent's own GOAWAY means it left on purpose: no grace period either.
     const leftOnPurpose = error === undefined || (error.remote && error.code === ErrorCode.SHUTDOWN);

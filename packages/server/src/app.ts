@@ -16,10 +16,14 @@ import {
   MAX_TUNNELS_PER_HELLO,
   webSocketTransport,
 } from '@burrow/protocol';
+import { performance } from 'node:perf_hooks';
 import { AgentConnection } from './agent-connection.js';
-import { TokenVerifier } from './auth.js';
+import { adminAllowed, registerAdminApi } from './admin-api.js';
+import { Reservations, TokenVerifier, type TokenSpec } from './auth.js';
+import { isLoopback } from './cli.js';
 import { routeHost } from './host.js';
 import { Ingress } from './ingress.js';
+import { ServerMetrics, type MetricsAccess } from './metrics.js';
 import { rawPublicError, sendPublicError } from './public-errors.js';
 import { TunnelRegistry } from './tunnel-registry.js';
 
@@ -28,8 +32,12 @@ export interface ServerOptions {
   domain: string;
   /** Base of printed tunnel URLs; default http://<domain>:<listening port>. */
   publicUrl?: string | undefined;
-  /** Agent tokens; empty means anonymous agents are accepted. */
-  tokens?: readonly string[];
+  /** Agent tokens (a bare string is a token named token-N); empty means anonymous agents are accepted. */
+  tokens?: readonly (string | TokenSpec)[];
+  /** Secret of the admin API and of protected metrics; without it the admin API is off. */
+  adminToken?: string | undefined;
+  /** Who may read /_burrow/metrics (default auto: anyone on a loopback-bound server, else admin). */
+  metrics?: MetricsAccess;
   /** Believe X-Forwarded-* from the peer (a TLS proxy in front). */
   trustProxy?: boolean;
   /** Time from the end of a request to the local service's response head (504 after). */
@@ -60,6 +68,13 @@ export interface ServerOptions {
   logger: Logger;
 }
 
+/** What a reload (SIGHUP) changes without dropping agents. */
+export interface ReloadableSettings {
+  tokens: readonly (string | TokenSpec)[];
+  adminToken: string | undefined;
+  metrics: MetricsAccess;
+}
+
 export interface ListeningInfo {
   port: number;
   url: string;
@@ -78,22 +93,69 @@ export class BurrowServer {
   #options: ServerOptions;
   #publicBase: URL | undefined;
   #apexUpgrades = new EventEmitter();
-  #tokens: TokenVerifier;
+  #tokens!: TokenVerifier;
+  #tokenNames!: ReadonlySet<string>;
+  #adminToken: string | undefined;
+  #metricsAccess: MetricsAccess = 'auto';
+  /** Whether the listener is bound to a loopback address (metrics "auto" are open then). */
+  #loopbackOnly = false;
+  readonly reservations = new Reservations();
+  readonly metrics: ServerMetrics;
   #closing = false;
 
-  private constructor(options: ServerOptions, app: FastifyInstance, ingress: Ingress, registry: TunnelRegistry) {
+  private constructor(
+    options: ServerOptions,
+    app: FastifyInstance,
+    ingress: Ingress,
+    registry: TunnelRegistry,
+    metrics: ServerMetrics,
+  ) {
     this.#options = options;
     this.http = app.server;
     this.registry = registry;
     this.app = app;
     this.ingress = ingress;
-    this.#tokens = new TokenVerifier(options.tokens ?? []);
+    this.metrics = metrics;
+    this.#apply({ tokens: options.tokens ?? [], adminToken: options.adminToken, metrics: options.metrics ?? 'auto' });
     if (options.publicUrl) this.#publicBase = new URL(options.publicUrl);
+  }
+
+  /**
+   * Takes new tokens, reservations, admin token and metrics access (SIGHUP). Connected agents stay
+   * connected, whatever their token; only new HELLOs meet the new tokens.
+   */
+  reload(settings: ReloadableSettings): void {
+    this.#apply(settings);
+    this.app.log.info(
+      { tokens: [...this.#tokenNames], reserved: this.reservations.list().length, metrics: settings.metrics },
+      'configuration reloaded',
+    );
+  }
+
+  #apply(settings: ReloadableSettings): void {
+    const specs = settings.tokens.map((t, i): TokenSpec => (typeof t === 'string' ? { name: `token-${i + 1}`, secret: { plain: t } } : t));
+    this.#tokens = new TokenVerifier(specs);
+    this.#tokenNames = new Set(specs.map((t) => t.name));
+    this.reservations.setFromConfig(specs);
+    this.#adminToken = settings.adminToken;
+    this.#metricsAccess = settings.metrics;
   }
 
   static async build(options: ServerOptions): Promise<BurrowServer> {
     const log = options.logger;
     const registry = new TunnelRegistry();
+    const ref: { server?: BurrowServer } = {};
+    const metrics = new ServerMetrics({
+      agents: () => ref.server?.agents.size ?? 0,
+      tunnels: () => registry.size,
+      streams: () => {
+        let open = 0;
+        for (const agent of ref.server?.agents ?? []) open += agent.session.streamCount;
+        return open;
+      },
+      webSockets: () => ref.server?.ingress.webSocketCount ?? 0,
+      bytes: () => ref.server?.ingress.traffic.bytes() ?? { in: 0, out: 0 },
+    });
     const publicScheme = options.publicUrl ? new URL(options.publicUrl).protocol.replace(':', '') : 'http';
     const ingress = new Ingress({
       registry,
@@ -104,10 +166,10 @@ export class BurrowServer {
       ...(options.wsPingIntervalMs !== undefined && { wsPingIntervalMs: options.wsPingIntervalMs }),
       maxConnectionsPerTunnel: options.maxConnectionsPerTunnel ?? 10_000,
       rateLimitPerMinute: options.rateLimitPerMinute ?? 0,
+      metrics,
       log,
     });
     // The http server is created inside fastify's constructor, before BurrowServer exists.
-    const ref: { server?: BurrowServer } = {};
     const app = fastify({
       loggerInstance: log as unknown as FastifyBaseLogger,
       // Per-request logs of the apex routes (health checks, agents connecting) would be noise.
@@ -133,7 +195,7 @@ export class BurrowServer {
         return http;
       },
     });
-    const server = new BurrowServer(options, app, ingress, registry);
+    const server = new BurrowServer(options, app, ingress, registry, metrics);
     ref.server = server;
     await app.register(websocket, {
       // Upgrades reach the plugin only after Host routing picked the apex (see #onUpgrade).
@@ -165,6 +227,7 @@ export class BurrowServer {
 
   async listen(port: number, host: string): Promise<ListeningInfo> {
     await this.app.listen({ port, host });
+    this.#loopbackOnly = isLoopback(host);
     const address = this.http.address();
     const realPort = typeof address === 'object' && address ? address.port : port;
     this.#publicBase ??= new URL(`http://${this.#options.domain}:${realPort}`);
@@ -200,6 +263,31 @@ export class BurrowServer {
       websockets: this.ingress.webSocketCount,
     }));
     app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip));
+    app.get<{ Querystring: { domain?: string } }>('/_burrow/tls-ask', (request, reply) => {
+      const domain = request.query.domain;
+      if (typeof domain !== 'string' || domain === '') {
+        return reply.code(400).type('text/plain; charset=utf-8').send('missing ?domain=NAME\n');
+      }
+      const known = this.#knownHost(domain);
+      return reply
+        .code(known ? 200 : 404)
+        .type('text/plain; charset=utf-8')
+        .send(known ? 'ok\n' : `${domain.slice(0, 253)} is not served here\n`);
+    });
+    app.get('/_burrow/metrics', async (request, reply) => {
+      const access = this.#metricsAccess;
+      if (access === 'off') return reply.code(404).type('text/plain; charset=utf-8').send('metrics are off (--metrics off)\n');
+      const open = access === 'public' || (access === 'auto' && this.#loopbackOnly);
+      if (!open && !adminAllowed(request, reply, this.#adminToken)) return reply;
+      return reply.type(this.metrics.contentType).send(await this.metrics.text());
+    });
+    registerAdminApi(app, {
+      agents: this.agents,
+      registry: this.registry,
+      reservations: this.reservations,
+      adminToken: () => this.#adminToken,
+      tokenNames: () => this.#tokenNames,
+    });
     app.get('/', (_request, reply) => {
       const base = this.#publicBase?.origin ?? `http://${this.#options.domain}`;
       void reply
@@ -210,6 +298,20 @@ export class BurrowServer {
     });
   }
 
+  /**
+   * Whether a TLS proxy may get a certificate for `name`: the apex (the domain or the public URL's
+   * host), or `<label>.<domain>` for a live, held or reserved tunnel name.
+   */
+  #knownHost(name: string): boolean {
+    const host = name.toLowerCase().replace(/\.$/, '');
+    const domain = this.#options.domain;
+    if (host === domain || host === this.#publicBase?.hostname) return true;
+    if (!host.endsWith(`.${domain}`)) return false;
+    const label = host.slice(0, -domain.length - 1);
+    if (label.includes('.')) return false;
+    return this.registry.has(label) || this.reservations.has(label);
+  }
+
   #onAgent(socket: Parameters<typeof webSocketTransport>[0], remoteAddress: string): void {
     if (this.#closing) {
       socket.close(1001, 'server shutting down');
@@ -217,7 +319,9 @@ export class BurrowServer {
     }
     const connection = new AgentConnection(webSocketTransport(socket), {
       registry: this.registry,
-      tokens: this.#tokens,
+      tokens: () => this.#tokens,
+      reservations: this.reservations,
+      metrics: this.metrics,
       tunnelUrl: (s) => this.tunnelUrl(s),
       helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
       reconnectGraceMs: this.#options.reconnectGraceMs ?? 600_000,
@@ -240,6 +344,10 @@ export class BurrowServer {
   ): void {
     const route = routeHost(req.rawHeaders, this.#options.domain, req.httpVersion);
     if (route.kind === 'tunnel') {
+      const started = performance.now();
+      res.once('close', () => {
+        this.metrics.request(res.headersSent ? res.statusCode : undefined, (performance.now() - started) / 1000);
+      });
       // Node emits 'request' as soon as the head is parsed, before it parses the first body bytes
       // of the same read; a malformed chunk there fails the connection right after. Waiting one
       // turn lets that happen first, so that nothing of such a request reaches the agent.

@@ -1,26 +1,54 @@
-// Token checks for agents. Tokens are compared through their SHA-256 digests with
-// timingSafeEqual, against every configured token, so timing reveals neither length nor prefix.
+// Who may connect and which names they may claim. Tokens are compared through their SHA-256
+// digests with timingSafeEqual, against every configured token, so timing reveals neither length
+// nor prefix. A token has a name (shown in logs and the admin API, never the secret) and may
+// reserve subdomains that only it can claim.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-export class TokenVerifier {
-  #digests: Buffer[];
+/** One accepted agent token, as configured. */
+export interface TokenSpec {
+  /** Shown in logs and the admin API instead of the secret. */
+  name: string;
+  /** The secret itself, or its SHA-256 digest in hex (a config file need not hold the secret). */
+  secret: { plain: string } | { sha256: string };
+  /** Subdomains only this token may claim. */
+  subdomains?: readonly string[];
+}
 
-  constructor(tokens: readonly string[]) {
-    this.#digests = tokens.map(digest);
+/** The identity an agent connected with. */
+export interface Credential {
+  /** The token's name; "anonymous" on a server without tokens. */
+  readonly name: string;
+}
+
+const ANONYMOUS: Credential = { name: 'anonymous' };
+
+export class TokenVerifier {
+  #entries: Array<{ credential: Credential; digest: Buffer }>;
+
+  constructor(tokens: readonly TokenSpec[]) {
+    this.#entries = tokens.map((t) => ({ credential: { name: t.name }, digest: specDigest(t) }));
   }
 
   /** True when the server accepts agents without a token. */
   get anonymous(): boolean {
-    return this.#digests.length === 0;
+    return this.#entries.length === 0;
   }
 
-  verify(token: string | undefined): boolean {
-    if (this.anonymous) return true;
+  /** The credential `token` stands for, or undefined when it is not accepted. */
+  verify(token: string | undefined): Credential | undefined {
+    if (this.anonymous) return ANONYMOUS;
     const candidate = digest(token ?? '');
-    let ok = false;
-    for (const d of this.#digests) ok = timingSafeEqual(d, candidate) || ok;
-    return ok && token !== undefined && token !== '';
+    let found: Credential | undefined;
+    // Every entry is compared, whatever matched first: the time taken says nothing about which.
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(entry.digest, candidate)) found ??= entry.credential;
+    }
+    return token === undefined || token === '' ? undefined : found;
   }
+}
+
+function specDigest(spec: TokenSpec): Buffer {
+  return 'plain' in spec.secret ? digest(spec.secret.plain) : Buffer.from(spec.secret.sha256, 'hex');
 }
 
 function digest(token: string): Buffer {
@@ -33,4 +61,56 @@ export function sameSecret(expected: string, given: string | undefined): boolean
   const a = Buffer.from(expected);
   const b = Buffer.from(given);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A reserved subdomain: only agents with token `token` may claim it (nobody when null). */
+export interface Reservation {
+  readonly subdomain: string;
+  readonly token: string | null;
+  /** "config" (from the tokens of the configuration, replaced on reload) or "api" (admin API). */
+  readonly source: 'config' | 'api';
+}
+
+/** Reserved subdomains, from the configuration and from the admin API. */
+export class Reservations {
+  #byName = new Map<string, Reservation>();
+
+  /** Replaces the reservations that come from the configuration; the admin API's ones stay. */
+  setFromConfig(tokens: readonly TokenSpec[]): void {
+    for (const [name, r] of this.#byName) if (r.source === 'config') this.#byName.delete(name);
+    for (const t of tokens) {
+      for (const subdomain of t.subdomains ?? []) {
+        this.#byName.set(subdomain, { subdomain, token: t.name, source: 'config' });
+      }
+    }
+  }
+
+  get(subdomain: string): Reservation | undefined {
+    return this.#byName.get(subdomain);
+  }
+
+  has(subdomain: string): boolean {
+    return this.#byName.has(subdomain);
+  }
+
+  /** Whether an agent with `credential` may claim `subdomain`. */
+  allows(subdomain: string, credential: Credential): boolean {
+    const r = this.#byName.get(subdomain);
+    return r === undefined || (r.token !== null && r.token === credential.name);
+  }
+
+  /** Reserves `subdomain` through the admin API (replacing an earlier API reservation). */
+  reserve(subdomain: string, token: string | null): Reservation {
+    const reservation: Reservation = { subdomain, token, source: 'api' };
+    this.#byName.set(subdomain, reservation);
+    return reservation;
+  }
+
+  release(subdomain: string): boolean {
+    return this.#byName.delete(subdomain);
+  }
+
+  list(): Reservation[] {
+    return [...this.#byName.values()].sort((a, b) => a.subdomain.localeCompare(b.subdomain));
+  }
 }

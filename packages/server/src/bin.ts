@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { buildServer } from './app.js';
-import { buildCommand, ConfigError, resolveConfig } from './cli.js';
+import { buildCommand, ConfigError, resolveConfig, type CliConfig } from './cli.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   command.parse();
   let config;
   try {
-    config = resolveConfig(command.opts(), process.env);
+    config = resolveConfig(command, process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`burrow-server: ${error.message}\n`);
@@ -26,6 +26,8 @@ async function main(): Promise<void> {
     domain: config.domain,
     publicUrl: config.publicUrl,
     tokens: config.tokens,
+    adminToken: config.adminToken,
+    metrics: config.metrics,
     trustProxy: config.trustProxy,
     responseTimeoutMs: config.responseTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -72,7 +74,50 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  // SIGHUP rereads the configuration file and the tokens file: tokens, reservations, the admin
+  // token and metrics access change at once, without dropping agents. A file with a mistake is
+  // reported and the running configuration stays.
+  let current = config;
+  process.on('SIGHUP', () => {
+    let next;
+    try {
+      next = resolveConfig(command, process.env);
+    } catch (error) {
+      logger.error({ reason: (error as Error).message }, 'configuration not reloaded; the running one stays');
+      return;
+    }
+    const needRestart = RESTART_SETTINGS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+    if (needRestart.length > 0) {
+      logger.warn({ settings: needRestart }, 'these settings changed and take effect after a restart');
+    }
+    server.reload({ tokens: next.tokens, adminToken: next.adminToken, metrics: next.metrics });
+    current = next;
+  });
 }
+
+/** Settings a reload cannot change in a running server. */
+const RESTART_SETTINGS = [
+  'host',
+  'port',
+  'domain',
+  'publicUrl',
+  'trustProxy',
+  'responseTimeoutMs',
+  'heartbeatIntervalMs',
+  'heartbeatTimeoutMs',
+  'wsPingIntervalMs',
+  'wsMaxMessage',
+  'drainTimeoutMs',
+  'reconnectGraceMs',
+  'headersTimeoutMs',
+  'maxHeaderSize',
+  'maxTunnelsPerAgent',
+  'maxStreamsPerAgent',
+  'maxConnectionsPerTunnel',
+  'rateLimitPerMinute',
+  'logLevel',
+] as const satisfies ReadonlyArray<keyof CliConfig>;
 
 main().catch((error: unknown) => {
   process.stderr.write(`burrow-server: ${(error as Error).stack ?? String(error)}\n`);

@@ -1,16 +1,25 @@
-// Reads burrow-server's flags and environment (a flag wins over its variable) into ServerOptions,
-// and applies the start-up rules: no anonymous agents on a public address unless asked for.
+// Reads burrow-server's flags, environment and configuration file (a flag wins over its variable,
+// which wins over the file) into ServerOptions, and applies the start-up rules: no anonymous agents
+// on a public address unless asked for.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { TokenSpec } from './auth.js';
+import { ConfigFileError, readConfigFile, type ConfigFile } from './config-file.js';
+import { METRICS_ACCESS, type MetricsAccess } from './metrics.js';
 
 export interface CliConfig {
   host: string;
   port: number;
   domain: string;
   publicUrl: string | undefined;
-  tokens: string[];
+  tokens: TokenSpec[];
   allowAnonymous: boolean;
+  /** Secret for the admin API and non-public metrics; undefined turns the admin API off. */
+  adminToken: string | undefined;
+  metrics: MetricsAccess;
+  /** The configuration file in use, if any (reloaded on SIGHUP). */
+  configFile: string | undefined;
   trustProxy: boolean;
   responseTimeoutMs: number;
   heartbeatIntervalMs: number;
@@ -55,6 +64,7 @@ export function buildCommand(version: string): Command {
   return new Command('burrow-server')
     .description('Serve burrow tunnels: <name>.<domain> is forwarded to the agent that claimed <name>.')
     .version(version)
+    .addOption(new Option('--config <file>', 'YAML or JSON file with any of these settings and named tokens; reread on SIGHUP').env('BURROW_CONFIG'))
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('BURROW_PORT').argParser(integer(0, 65535)).default(8080))
     .addOption(new Option('--host <address>', 'address to bind').env('BURROW_HOST').default('0.0.0.0'))
     .addOption(new Option('--domain <domain>', 'tunnels are <name>.<domain> (default: the public URL host, else localhost)').env('BURROW_DOMAIN'))
@@ -62,6 +72,8 @@ export function buildCommand(version: string): Command {
     .addOption(new Option('--token <secret>', 'accept agents presenting this token (repeatable)').argParser(collect))
     .addOption(new Option('--tokens-file <file>', 'file with one token per line (# comments allowed)').env('BURROW_TOKENS_FILE'))
     .addOption(new Option('--allow-anonymous', 'accept agents without a token on a non-loopback address').env('BURROW_ALLOW_ANONYMOUS'))
+    .addOption(new Option('--admin-token <secret>', 'secret for the admin API (/_burrow/api) and protected metrics').env('BURROW_ADMIN_TOKEN'))
+    .addOption(new Option('--metrics <access>', 'who may read /_burrow/metrics: auto (open on loopback, else admin), public, admin, off').env('BURROW_METRICS').choices(METRICS_ACCESS).default('auto'))
     .addOption(new Option('--trust-proxy', 'believe X-Forwarded-* from the proxy in front (TLS)').env('BURROW_TRUST_PROXY'))
     .addOption(new Option('--response-timeout <ms>', 'wait this long for a response head, then 504').env('BURROW_RESPONSE_TIMEOUT').argParser(integer(1, 3_600_000)).default(60_000))
     .addOption(new Option('--heartbeat-interval <ms>', 'ping agents this often').env('BURROW_HEARTBEAT_INTERVAL').argParser(integer(100, 600_000)).default(15_000))
@@ -81,30 +93,92 @@ export function buildCommand(version: string): Command {
     .allowExcessArguments(false);
 }
 
-function readTokensFile(file: string): string[] {
+function readTokensFile(file: string): TokenSpec[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(`cannot read tokens file ${file}: ${(error as Error).message}`);
   }
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#'));
+  const tokens: TokenSpec[] = [];
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line !== '' && !line.startsWith('#')) tokens.push({ name: `tokens-file-line-${index + 1}`, secret: { plain: line } });
+  }
+  return tokens;
 }
 
 function truthy(value: unknown): boolean {
   return value === true || (typeof value === 'string' && !['', '0', 'false', 'no'].includes(value.toLowerCase()));
 }
 
-/** Turns parsed options and the environment into a checked configuration. */
-export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): CliConfig {
-  const tokens = [...((opts['token'] as string[] | undefined) ?? [])];
+/** Settings the configuration file may hold: every flag except these. */
+const NOT_IN_FILE = new Set(['config', 'token', 'version', 'help']);
+
+function fileKeys(command: Command): string[] {
+  return command.options.map((o) => o.long?.slice(2) ?? '').filter((key) => key !== '' && !NOT_IN_FILE.has(key));
+}
+
+/** Puts the file's value of every setting that neither a flag nor the environment set into `opts`. */
+function applyFile(command: Command, opts: Record<string, unknown>, file: ConfigFile): void {
+  for (const option of command.options) {
+    const key = option.long?.slice(2);
+    if (key === undefined || !file.settings.has(key)) continue;
+    const attribute = option.attributeName();
+    const source = command.getOptionValueSource(attribute);
+    if (source !== undefined && source !== 'default') continue;
+    const { value } = file.settings.get(key)!;
+    if (option.isBoolean()) {
+      if (typeof value !== 'boolean') throw new ConfigError(file.problem(key, 'expected true or false'));
+      opts[attribute] = value;
+      continue;
+    }
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      throw new ConfigError(file.problem(key, 'expected a single value (a string or a number)'));
+    }
+    const text = String(value);
+    if (option.argChoices && !option.argChoices.includes(text)) {
+      throw new ConfigError(file.problem(key, `expected one of ${option.argChoices.join(', ')}`));
+    }
+    try {
+      opts[attribute] = option.parseArg ? option.parseArg(text, undefined) : text;
+    } catch (error) {
+      throw new ConfigError(file.problem(key, (error as Error).message));
+    }
+  }
+}
+
+/**
+ * Turns the parsed command line, the environment and the configuration file (when one is given)
+ * into a checked configuration. Called again on SIGHUP, which rereads the files.
+ */
+export function resolveConfig(command: Command, env: NodeJS.ProcessEnv): CliConfig {
+  const opts: Record<string, unknown> = { ...command.opts() };
+  const configFile = opts['config'] as string | undefined;
+  let file: ConfigFile | undefined;
+  if (configFile !== undefined) {
+    try {
+      file = readConfigFile(configFile, fileKeys(command));
+    } catch (error) {
+      if (error instanceof ConfigFileError) throw new ConfigError(error.message);
+      throw error;
+    }
+    applyFile(command, opts, file);
+  }
+  const tokens: TokenSpec[] = ((opts['token'] as string[] | undefined) ?? []).map((plain, i) => ({
+    name: `flag-${i + 1}`,
+    secret: { plain },
+  }));
   if (tokens.length === 0 && env['BURROW_TOKENS']) {
-    tokens.push(...env['BURROW_TOKENS'].split(',').map((t) => t.trim()).filter(Boolean));
+    const list = env['BURROW_TOKENS'].split(',').map((t) => t.trim()).filter(Boolean);
+    tokens.push(...list.map((plain, i) => ({ name: `env-${i + 1}`, secret: { plain } })));
   }
   if (typeof opts['tokensFile'] === 'string') tokens.push(...readTokensFile(opts['tokensFile']));
+  const names = new Set(tokens.map((t) => t.name));
+  for (const t of file?.tokens ?? []) {
+    if (names.has(t.name)) throw new ConfigError(`${file!.file}: token name "${t.name}" is also used by a --token or BURROW_TOKENS entry`);
+    tokens.push(t);
+  }
 
   let publicUrl = opts['publicUrl'] as string | undefined;
   if (publicUrl !== undefined) {
@@ -140,6 +214,9 @@ export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.Process
     publicUrl,
     tokens,
     allowAnonymous,
+    adminToken: nonEmpty(opts['adminToken'] as string | undefined),
+    metrics: opts['metrics'] as MetricsAccess,
+    configFile,
     trustProxy: truthy(opts['trustProxy']),
     responseTimeoutMs: opts['responseTimeout'] as number,
     heartbeatIntervalMs,
@@ -156,4 +233,8 @@ export function resolveConfig(opts: Record<string, unknown>, env: NodeJS.Process
     rateLimitPerMinute: opts['rateLimit'] as number,
     logLevel: opts['logLevel'] as string,
   };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
 }

@@ -16,8 +16,9 @@ import {
 } from '@burrow/protocol';
 import { forwardRequestHeaders } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
+import type { ServerMetrics } from './metrics.js';
 import { sendPublicError } from './public-errors.js';
-import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
+import { Traffic, type Tunnel, type TunnelRegistry } from './tunnel-registry.js';
 import { WebSocketExchange, type PublicWebSockets } from './websocket-exchange.js';
 
 export interface IngressOptions {
@@ -34,6 +35,7 @@ export interface IngressOptions {
   maxConnectionsPerTunnel?: number;
   /** Requests per minute per tunnel; 0 or absent: no limit (429 rate_limited above). */
   rateLimitPerMinute?: number;
+  metrics: ServerMetrics;
   log: Logger;
 }
 
@@ -57,6 +59,8 @@ export class Ingress {
   /** Open public requests and WebSockets per tunnel. */
   #open = new WeakMap<Tunnel, number>();
   #rate: RateLimiter | undefined;
+  /** Everything that went through any tunnel since start. */
+  readonly traffic = new Traffic();
 
   constructor(options: IngressOptions) {
     this.#options = options;
@@ -147,6 +151,7 @@ export class Ingress {
       maxMessage: this.#options.wsMaxMessage ?? DEFAULT_WS_MAX_MESSAGE,
       responseTimeoutMs: this.#options.responseTimeoutMs,
       log: this.#log,
+      onOpen: () => this.#options.metrics.webSocketsOpened.inc(),
     });
   }
 
@@ -226,6 +231,9 @@ export class Ingress {
       return undefined;
     }
     this.#open.set(tunnel, open + 1);
+    const webSocket = kind === StreamKind.WEBSOCKET;
+    tunnel.traffic.track(stream, webSocket);
+    this.traffic.track(stream, webSocket);
     let released = false;
     const release = (): void => {
       if (released) return;

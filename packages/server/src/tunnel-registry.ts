@@ -1,6 +1,7 @@
 // TunnelRegistry: which agent connection serves which subdomain, and which names are held for an
 // agent that dropped (the reconnect grace period). A Map (never a plain object), so names like
 // `__proto__` are just keys. Claims are all-or-nothing per HELLO.
+import type { Stream } from '@burrow/protocol';
 import type { AgentConnection } from './agent-connection.js';
 import { sameSecret } from './auth.js';
 
@@ -10,6 +11,48 @@ export interface Tunnel {
   readonly subdomain: string;
   readonly url: string;
   readonly connection: AgentConnection;
+  /** What went through this tunnel (the admin API shows it). */
+  readonly traffic: Traffic;
+}
+
+/**
+ * Counts exchanges and the bytes of their streams: bytes of finished streams are added up as
+ * they close, those of open streams are read live.
+ */
+export class Traffic {
+  requests = 0;
+  webSockets = 0;
+  #closedIn = 0;
+  #closedOut = 0;
+  #live = new Set<Stream>();
+
+  /** Counts `stream` from now on (a request or a WebSocket). */
+  track(stream: Stream, webSocket: boolean): void {
+    if (webSocket) this.webSockets++;
+    else this.requests++;
+    this.#live.add(stream);
+    stream.once('close', () => {
+      this.#live.delete(stream);
+      this.#closedIn += stream.bytesSent;
+      this.#closedOut += stream.bytesReceived;
+    });
+  }
+
+  /** Bytes from public clients towards the agent (in) and back (out). */
+  bytes(): { in: number; out: number } {
+    let bytesIn = this.#closedIn;
+    let bytesOut = this.#closedOut;
+    for (const stream of this.#live) {
+      bytesIn += stream.bytesSent;
+      bytesOut += stream.bytesReceived;
+    }
+    return { in: bytesIn, out: bytesOut };
+  }
+
+  /** Streams open now. */
+  get open(): number {
+    return this.#live.size;
+  }
 }
 
 /** A name kept for an agent that dropped, until it reconnects with its resume secret or expires. */
@@ -19,7 +62,8 @@ export interface HeldName {
   readonly until: number;
 }
 
-export type ClaimResult = { ok: true } | { ok: false; taken: string };
+/** `resumed`: the claimant took names over from its own earlier connection or grace period. */
+export type ClaimResult = { ok: true; resumed: boolean } | { ok: false; taken: string };
 
 export class TunnelRegistry {
   #bySubdomain = new Map<string, Tunnel>();
@@ -53,6 +97,17 @@ export class TunnelRegistry {
     return this.#bySubdomain.size;
   }
 
+  /** Every registered tunnel. */
+  tunnels(): IterableIterator<Tunnel> {
+    return this.#bySubdomain.values();
+  }
+
+  /** Names held for agents in their grace period. */
+  holds(): HeldName[] {
+    this.#sweep();
+    return [...this.#held.values()];
+  }
+
   /**
    * Registers `tunnels` if none of their names is held by another connection or for another
    * agent. A name held by a live connection whose resume secret the claimant presents is taken
@@ -68,13 +123,17 @@ export class TunnelRegistry {
       const hold = this.held(t.subdomain);
       if (!holder && hold && !sameSecret(hold.resumeSecret, resumeSecret)) return { ok: false, taken: t.subdomain };
     }
+    let resumed = false;
     for (const t of tunnels) {
       const holder = this.#bySubdomain.get(t.subdomain);
-      if (holder && holder.connection !== t.connection) holder.connection.replacedBy(t.connection);
-      this.#held.delete(t.subdomain);
+      if (holder && holder.connection !== t.connection) {
+        holder.connection.replacedBy(t.connection);
+        resumed = true;
+      }
+      if (this.#held.delete(t.subdomain)) resumed = true;
       this.#bySubdomain.set(t.subdomain, t);
     }
-    return { ok: true };
+    return { ok: true, resumed };
   }
 
   /**

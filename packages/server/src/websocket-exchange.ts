@@ -24,6 +24,8 @@ export interface WebSocketExchangeOptions {
   maxMessage: number;
   responseTimeoutMs: number;
   log: Logger;
+  /** Called once the public client got its 101. */
+  onOpen?: () => void;
 }
 
 const kChosenProtocol = Symbol('burrow.chosenProtocol');
@@ -126,6 +128,7 @@ export class WebSocketExchange {
     server.handleUpgrade(this.#req, this.#socket, this.#head, (ws) => {
       alive.add(ws);
       ws.on('pong', () => alive.add(ws));
+      this.#options.onOpen?.();
       relayWebSocket(ws, this.#stream, { side: 'public', maxMessage: this.#options.maxMessage });
     });
     if (this.#socket.destroyed) this.#stream.reset(ErrorCode.CANCEL, 'the public client closed the connection');

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeResponseHead, type Stream } from '@burrow/protocol';
 import { buildServer, type ServerOptions } from '../src/index.js';
-import { TunnelRegistry, type Tunnel } from '../src/tunnel-registry.js';
+import { Traffic, TunnelRegistry, type Tunnel } from '../src/tunnel-registry.js';
 import type { AgentConnection } from '../src/agent-connection.js';
 import { answer, connectAgent } from './protocol-agent.js';
 
@@ -93,8 +93,8 @@ describe('reconnect grace period (S2)', () => {
     const registry = new TunnelRegistry(() => now);
     const owner = { resumableWith: () => false, replacedBy: () => {} } as unknown as AgentConnection;
     const other = { resumableWith: () => false, replacedBy: () => {} } as unknown as AgentConnection;
-    const tunnel = (connection: AgentConnection): Tunnel => ({ id: 1, subdomain: 'x', url: 'http://x', connection });
-    expect(registry.claim([tunnel(owner)], undefined)).toEqual({ ok: true });
+    const tunnel = (connection: AgentConnection): Tunnel => ({ id: 1, subdomain: 'x', url: 'http://x', connection, traffic: new Traffic() });
+    expect(registry.claim([tunnel(owner)], undefined)).toEqual({ ok: true, resumed: false });
     registry.releaseAll(owner, { resumeSecret: 's3cret', graceMs: 500 });
     expect(registry.held('x')).toBeDefined();
     expect(registry.claim([tunnel(other)], undefined)).toEqual({ ok: false, taken: 'x' });
@@ -102,7 +102,7 @@ describe('reconnect grace period (S2)', () => {
     expect(registry.claim([tunnel(other)], 'wrong')).toEqual({ ok: false, taken: 'x' });
     now += 1;
     expect(registry.held('x')).toBeUndefined();
-    expect(registry.claim([tunnel(other)], undefined)).toEqual({ ok: true });
+    expect(registry.claim([tunnel(other)], undefined)).toEqual({ ok: true, resumed: false });
   });
 });
 

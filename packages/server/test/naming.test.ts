@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { TokenVerifier } from '../src/auth.js';
+import { Reservations, TokenVerifier } from '../src/auth.js';
 import { randomSubdomain, RESERVED_SUBDOMAINS, subdomainProblem } from '../src/subdomain.js';
 
 describe('subdomains', () => {
@@ -30,16 +31,39 @@ describe('TokenVerifier (S3)', () => {
   it('accepts anyone when no token is configured', () => {
     const v = new TokenVerifier([]);
     expect(v.anonymous).toBe(true);
-    expect(v.verify(undefined)).toBe(true);
+    expect(v.verify(undefined)).toEqual({ name: 'anonymous' });
   });
 
-  it('accepts only a configured token', () => {
-    const v = new TokenVerifier(['s3cret', 'other']);
-    expect(v.verify('s3cret')).toBe(true);
-    expect(v.verify('other')).toBe(true);
-    expect(v.verify('s3cre')).toBe(false);
-    expect(v.verify('s3cret ')).toBe(false);
-    expect(v.verify('')).toBe(false);
-    expect(v.verify(undefined)).toBe(false);
+  it('accepts only a configured token, and says which one', () => {
+    const v = new TokenVerifier([
+      { name: 'alice', secret: { plain: 's3cret' } },
+      { name: 'bob', secret: { sha256: createHash('sha256').update('other').digest('hex') } },
+    ]);
+    expect(v.verify('s3cret')).toEqual({ name: 'alice' });
+    expect(v.verify('other')).toEqual({ name: 'bob' });
+    expect(v.verify('s3cre')).toBeUndefined();
+    expect(v.verify('s3cret ')).toBeUndefined();
+    expect(v.verify('')).toBeUndefined();
+    expect(v.verify(undefined)).toBeUndefined();
+  });
+});
+
+describe('Reservations', () => {
+  it('lets only the owning token claim a reserved name, and nobody a name reserved for nobody', () => {
+    const r = new Reservations();
+    r.setFromConfig([{ name: 'alice', secret: { plain: 'x' }, subdomains: ['alice'] }]);
+    r.reserve('frozen', null);
+    expect(r.allows('alice', { name: 'alice' })).toBe(true);
+    expect(r.allows('alice', { name: 'bob' })).toBe(false);
+    expect(r.allows('frozen', { name: 'alice' })).toBe(false);
+    expect(r.allows('free', { name: 'bob' })).toBe(true);
+  });
+
+  it('replaces the configuration reservations on reload and keeps those made through the API', () => {
+    const r = new Reservations();
+    r.setFromConfig([{ name: 'alice', secret: { plain: 'x' }, subdomains: ['alice', 'old'] }]);
+    r.reserve('api-made', 'alice');
+    r.setFromConfig([{ name: 'alice', secret: { plain: 'x' }, subdomains: ['alice', 'new'] }]);
+    expect(r.list().map((x) => `${x.subdomain}:${x.source}`)).toEqual(['alice:config', 'api-made:api', 'new:config']);
   });
 });
