@@ -3,7 +3,12 @@
 // that always ends the process (SIGTERM, then SIGKILL after a grace period).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+
+/** An XDG_CONFIG_HOME that does not exist, so spawned agents read no user config file. */
+const NO_USER_CONFIG = join(tmpdir(), 'burrow-tests-no-user-config');
 
 export interface ExitInfo {
   code: number | null;
@@ -58,7 +63,10 @@ export interface SpawnOptions {
   /** Name used in error messages ("burrow-server", "agent A"). */
   label: string;
   cwd?: string;
-  /** Extra environment; inherited BURROW_* variables are removed so the outer shell cannot leak in. */
+  /**
+   * Extra environment; inherited BURROW_* variables are removed and XDG_CONFIG_HOME points nowhere,
+   * so the outer shell and the user's burrow config cannot leak in.
+   */
   env?: Record<string, string>;
 }
 
@@ -87,7 +95,9 @@ export class ManagedProcess {
     for (const [key, value] of Object.entries(process.env)) {
       if (!key.startsWith('BURROW_')) env[key] = value;
     }
-    Object.assign(env, { NO_COLOR: '1' }, options.env);
+    // A developer's own ~/.config/burrow/config.yml (burrow login) must not reach the agents under
+    // test either: the config directory points at a folder that does not exist unless a test says.
+    Object.assign(env, { NO_COLOR: '1', XDG_CONFIG_HOME: NO_USER_CONFIG }, options.env);
     this.proc = spawn(command, args, {
       cwd: options.cwd,
       env,

@@ -1,18 +1,30 @@
 #!/usr/bin/env node
-// The `burrow` executable: runs the command line's agent and owns the process: output streams,
-// signals and the exit status (0 after SIGINT/SIGTERM, 1 when the agent stops on an error, 2 on
-// bad usage).
+// The `burrow` executable: runs the command line's agent (or login/logout) and owns the process:
+// output streams, signals and the exit status (0 after SIGINT/SIGTERM, 1 when the agent stops on
+// an error, 2 on bad usage).
 import { Agent } from './agent.js';
 import { parseCommandLine } from './cli.js';
+import { runLogin, runLogout, type CommandIo } from './login.js';
 import { batchedSink, colorEnabled, humanOutput, jsonOutput } from './output.js';
 
 const commandLine = parseCommandLine(process.argv.slice(2), process.env);
+const io: CommandIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
 if (commandLine.action === 'exit') {
   process.stdout.write(commandLine.stdout);
   process.stderr.write(commandLine.stderr);
   process.exit(commandLine.code);
 }
-const { command } = commandLine;
+if (commandLine.action === 'login') {
+  process.exit(await runLogin(commandLine.command, io));
+}
+if (commandLine.action === 'logout') {
+  process.exit(runLogout(commandLine.command, io));
+}
+const { command, warnings } = commandLine;
+for (const warning of warnings) process.stderr.write(`burrow: ${warning}\n`);
 
 const stdout = batchedSink(process.stdout);
 const output = command.json

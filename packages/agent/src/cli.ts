@@ -1,15 +1,17 @@
-// The `burrow` command line: parses arguments and environment into what bin.ts runs, or into an
-// exit (help, version, a usage error as one `burrow: ...` line with status 2). It never exits.
+// The `burrow` command line: parses arguments, environment and the user's config file into what
+// bin.ts runs, or into an exit (help, version, `burrow config`, a usage error as one `burrow: ...`
+// line with status 2). It never exits; it reads the config file but writes nothing.
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '@burrow/protocol';
 import { parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
 import { parseServerUrl } from './server-url.js';
 import { parseTarget, type Target } from './target.js';
+import { loadUserConfig, maskToken, userConfigPath, type LoadedUserConfig } from './user-config.js';
 import { AGENT_VERSION } from './version.js';
 
 /** `burrow http ...`, validated. */
 export interface HttpCommand {
-  /** The server URL as given (or from BURROW_SERVER, or the default). */
+  /** The server URL as given (or from BURROW_SERVER, the config file, or the default). */
   server: string;
   token: string | undefined;
   tunnels: Array<{ target: Target; subdomain: string | undefined }>;
@@ -24,8 +26,30 @@ export interface HttpCommand {
   heartbeatTimeoutMs: number;
 }
 
+/** `burrow login ...`: what to check and save (bin.ts runs it with runLogin). */
+export interface LoginCommand {
+  /** The config file to write. */
+  configPath: string;
+  /** --server, or the one already saved. */
+  server: string;
+  /** --token, or the one already saved (see tokenSaved), or none. */
+  token: string | undefined;
+  /** The token is the one already in the file (no --token). */
+  tokenSaved: boolean;
+  /** Check the server and the token before saving (false with --no-verify). */
+  verify: boolean;
+}
+
+/** `burrow logout`. */
+export interface LogoutCommand {
+  configPath: string;
+}
+
 export type CommandLine =
-  { action: 'http'; command: HttpCommand } | { action: 'exit'; code: number; stdout: string; stderr: string };
+  | { action: 'http'; command: HttpCommand; warnings: string[] }
+  | { action: 'login'; command: LoginCommand }
+  | { action: 'logout'; command: LogoutCommand }
+  | { action: 'exit'; code: number; stdout: string; stderr: string };
 
 export const DEFAULT_SERVER = 'http://localhost:8080';
 
@@ -33,6 +57,7 @@ export const DEFAULT_SERVER = 'http://localhost:8080';
 export const USAGE_EXIT = 2;
 
 interface HttpFlags {
+  config?: string;
   server?: string;
   token?: string;
   subdomain?: string[];
@@ -45,17 +70,33 @@ interface HttpFlags {
   heartbeatTimeout: string;
 }
 
+interface LoginFlags {
+  config?: string;
+  server?: string;
+  token?: string;
+  verify: boolean;
+}
+
 class UsageError extends Error {}
 
-/** Parses `args` (without node and the script) with `env` for BURROW_SERVER and BURROW_TOKEN. */
+const CONFIG_HELP =
+  'config file (env BURROW_AGENT_CONFIG; default $XDG_CONFIG_HOME/burrow/config.yml or ~/.config/burrow/config.yml)';
+
+/**
+ * Parses `args` (without node and the script) with `env` for BURROW_SERVER, BURROW_TOKEN,
+ * BURROW_AGENT_CONFIG, XDG_CONFIG_HOME and HOME (which find the config file).
+ */
 export function parseCommandLine(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): CommandLine {
   let stdout = '';
-  let parsed: HttpCommand | undefined;
+  let parsed: CommandLine | undefined;
   const program = new Command('burrow')
-    .description('Expose a local HTTP service at a public URL through your own burrow-server.')
+    .description(
+      'Expose a local HTTP service at a public URL through your own burrow-server.\n' +
+        'Log in once with `burrow login --server URL --token SECRET`; then `burrow http 3000` needs no flags.',
+    )
     .version(AGENT_VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .exitOverride()
@@ -65,8 +106,11 @@ export function parseCommandLine(
     .command('http')
     .description('Forward a public URL to each local HTTP target (all over one connection).')
     .argument('<target...>', 'local service: a port (3000), host:port (127.0.0.1:3000) or http:// URL')
-    .option('--server <url>', `burrow-server URL (env BURROW_SERVER; default ${DEFAULT_SERVER})`)
-    .option('--token <secret>', 'token the server expects (env BURROW_TOKEN)')
+    .option(
+      '--server <url>',
+      `burrow-server URL (env BURROW_SERVER, then the config file; default ${DEFAULT_SERVER})`,
+    )
+    .option('--token <secret>', 'token the server expects (env BURROW_TOKEN, then the config file)')
     .option(
       '--subdomain <name>',
       'subdomain to ask for; repeat for several targets, in order (default: a random one)',
@@ -82,7 +126,11 @@ export function parseCommandLine(
       'print one JSON object per line (events: ready, request, reconnecting, reconnected, error)',
     )
     .option('--no-retry', 'exit when the server cannot be reached instead of retrying')
-    .option('--retry-base <ms>', 'first reconnect delay ceiling; doubles per attempt, with full jitter', '1000')
+    .option(
+      '--retry-base <ms>',
+      'first reconnect delay ceiling; doubles per attempt, with full jitter',
+      '1000',
+    )
     .option('--retry-max <ms>', 'largest reconnect delay ceiling', '30000')
     .option('--heartbeat-interval <ms>', 'ping the server this often', String(DEFAULT_HEARTBEAT_INTERVAL_MS))
     .option(
@@ -90,8 +138,40 @@ export function parseCommandLine(
       'reconnect when nothing arrives this long after a ping',
       String(DEFAULT_HEARTBEAT_TIMEOUT_MS),
     )
+    .option('--config <file>', CONFIG_HELP)
     .action((targets: string[], flags: HttpFlags) => {
-      parsed = validate(targets, flags, env);
+      const config = readConfig(env, flags.config);
+      parsed = { action: 'http', command: validate(targets, flags, env, config), warnings: config.warnings };
+    });
+  program
+    .command('login')
+    .description('Check a server and token, and save them in the config file (mode 0600).')
+    .option('--server <url>', 'burrow-server URL (default: the one already saved)')
+    .option('--token <secret>', 'token the server expects (default: the one already saved)')
+    .option('--no-verify', 'save without connecting to the server')
+    .option('--config <file>', CONFIG_HELP)
+    .action((flags: LoginFlags) => {
+      parsed = { action: 'login', command: login(flags, env) };
+    });
+  program
+    .command('logout')
+    .description('Remove the saved token (and the config file when nothing else is left in it).')
+    .option('--config <file>', CONFIG_HELP)
+    .action((flags: { config?: string }) => {
+      parsed = { action: 'logout', command: { configPath: userConfigPath(env, flags.config) } };
+    });
+  program
+    .command('config')
+    .description('Show the server and token `burrow http` would use, and where each comes from.')
+    .option('--config <file>', CONFIG_HELP)
+    .action((flags: { config?: string }) => {
+      const config = readConfig(env, flags.config);
+      parsed = {
+        action: 'exit',
+        code: 0,
+        stdout: describeSettings(env, config),
+        stderr: config.warnings.map((w) => `burrow: ${w}\n`).join(''),
+      };
     });
 
   if (args.length === 0) {
@@ -108,7 +188,7 @@ export function parseCommandLine(
     return usage(error.message.replace(/^error:\s*/, ''));
   }
   if (parsed === undefined) return usage('missing command: try "burrow http 3000" (see burrow --help)');
-  return { action: 'http', command: parsed };
+  return parsed;
 }
 
 function usage(message: string): CommandLine {
@@ -117,7 +197,12 @@ function usage(message: string): CommandLine {
   return { action: 'exit', code: USAGE_EXIT, stdout: '', stderr: `burrow: ${line}\n` };
 }
 
-function validate(targets: string[], flags: HttpFlags, env: Record<string, string | undefined>): HttpCommand {
+function validate(
+  targets: string[],
+  flags: HttpFlags,
+  env: Record<string, string | undefined>,
+  config: LoadedUserConfig,
+): HttpCommand {
   const attempt = <T>(parse: () => T): T => {
     try {
       return parse();
@@ -134,11 +219,11 @@ function validate(targets: string[], flags: HttpFlags, env: Record<string, strin
   for (const name of subdomains) {
     if (name.trim() === '') throw new UsageError('--subdomain needs a name');
   }
-  const server = flags.server ?? nonEmpty(env['BURROW_SERVER']) ?? DEFAULT_SERVER;
-  attempt(() => parseServerUrl(server));
+  const { server, token } = resolveSettings(flags, env, config);
+  attempt(() => parseServerUrl(server.value));
   return {
-    server,
-    token: flags.token ?? nonEmpty(env['BURROW_TOKEN']),
+    server: server.value,
+    token: token?.value,
     tunnels: targets.map((text, index) => ({
       target: attempt(() => parseTarget(text)),
       subdomain: subdomains[index],
@@ -151,6 +236,99 @@ function validate(targets: string[], flags: HttpFlags, env: Record<string, strin
     heartbeatIntervalMs: milliseconds('--heartbeat-interval', flags.heartbeatInterval),
     heartbeatTimeoutMs: milliseconds('--heartbeat-timeout', flags.heartbeatTimeout),
   };
+}
+
+function readConfig(env: Record<string, string | undefined>, explicit: string | undefined): LoadedUserConfig {
+  try {
+    return loadUserConfig(userConfigPath(env, explicit));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+interface Setting {
+  value: string;
+  /** Where it came from: "--server", "BURROW_TOKEN", the config file's path, "default". */
+  from: string;
+}
+
+/**
+ * The server and token to use: a flag, else the environment, else the config file, else the
+ * default server. The file's token goes only to the file's server (when the file names one): a
+ * token saved for one server is never sent to another one given by --server or BURROW_SERVER.
+ */
+function resolveSettings(
+  flags: { server?: string; token?: string },
+  env: Record<string, string | undefined>,
+  config: LoadedUserConfig,
+): { server: Setting; token: Setting | undefined; tokenWithheld: boolean } {
+  const saved = config.values;
+  const server: Setting = pick(flags.server, '--server') ??
+    pick(nonEmpty(env['BURROW_SERVER']), 'BURROW_SERVER') ??
+    pick(saved.server, config.path) ?? { value: DEFAULT_SERVER, from: 'default' };
+  let token = pick(flags.token, '--token') ?? pick(nonEmpty(env['BURROW_TOKEN']), 'BURROW_TOKEN');
+  let tokenWithheld = false;
+  if (token === undefined && saved.token !== undefined) {
+    if (server.from === config.path || saved.server === undefined || sameServer(server.value, saved.server)) {
+      token = { value: saved.token, from: config.path };
+    } else {
+      tokenWithheld = true;
+    }
+  }
+  return { server, token, tokenWithheld };
+}
+
+function pick(value: string | undefined, from: string): Setting | undefined {
+  return value === undefined ? undefined : { value, from };
+}
+
+function sameServer(a: string, b: string): boolean {
+  try {
+    return parseServerUrl(a).url === parseServerUrl(b).url;
+  } catch {
+    return false;
+  }
+}
+
+function login(flags: LoginFlags, env: Record<string, string | undefined>): LoginCommand {
+  const configPath = userConfigPath(env, flags.config);
+  if (flags.server === undefined && flags.token === undefined) {
+    throw new UsageError('burrow login needs --server URL and/or --token SECRET');
+  }
+  if (flags.token !== undefined && flags.token.trim() === '') throw new UsageError('--token needs a value');
+  const saved = readConfig(env, flags.config).values;
+  const server = flags.server ?? saved.server;
+  if (server === undefined) {
+    throw new UsageError(`burrow login needs --server URL (${configPath} names no server yet)`);
+  }
+  try {
+    parseServerUrl(server);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const token = flags.token ?? saved.token;
+  return {
+    configPath,
+    server,
+    token,
+    tokenSaved: flags.token === undefined && token !== undefined,
+    verify: flags.verify,
+  };
+}
+
+/** `burrow config`: the effective settings of `burrow http`, one per line, the token masked. */
+function describeSettings(env: Record<string, string | undefined>, config: LoadedUserConfig): string {
+  const { server, token, tokenWithheld } = resolveSettings({}, env, config);
+  const from = (setting: Setting): string =>
+    setting.from === config.path ? 'config file' : setting.from === 'default' ? 'default' : setting.from;
+  const lines = [
+    `config  ${config.path}${config.exists ? '' : ' (no such file)'}`,
+    `server  ${server.value} (${from(server)})`,
+    token === undefined
+      ? `token   none${tokenWithheld ? ` (the saved token is for ${config.values.server ?? ''} only)` : ''}`
+      : `token   ${maskToken(token.value)} (${from(token)})`,
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 function milliseconds(flag: string, value: string): number {

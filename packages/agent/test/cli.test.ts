@@ -1,5 +1,7 @@
 // The command line: parsing into a command, and the built executable's exit statuses and output
 // (docs/contracts.md): 2 on bad usage, 1 on refusal or unreachable under --no-retry, 0 on SIGTERM.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '@burrow/protocol';
 import { parseCommandLine } from '../src/cli.js';
@@ -8,9 +10,18 @@ import { startBurrow } from './helpers/burrow-process.js';
 import { startFakeServer, welcome } from './helpers/fake-server.js';
 import { closedPort } from './helpers/local-server.js';
 
+// No test reads the real user's config file: parse() points BURROW_AGENT_CONFIG at a missing one.
+const NO_CONFIG = join(tmpdir(), `burrow-no-such-dir-${process.pid}`, 'config.yml');
+function parse(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): ReturnType<typeof parseCommandLine> {
+  return parseCommandLine(args, { BURROW_AGENT_CONFIG: NO_CONFIG, ...env });
+}
+
 describe('parseCommandLine', () => {
   test('defaults', () => {
-    const parsed = parseCommandLine(['http', '3000'], {});
+    const parsed = parse(['http', '3000'], {});
     expect(parsed).toEqual({
       action: 'http',
       command: {
@@ -30,18 +41,19 @@ describe('parseCommandLine', () => {
         heartbeatIntervalMs: 15000,
         heartbeatTimeoutMs: 10000,
       },
+      warnings: [],
     });
   });
 
   test('reconnect backoff and heartbeat flags take milliseconds', () => {
-    const parsed = parseCommandLine(
+    const parsed = parse(
       ['http', '3000', '--retry-base', '200', '--retry-max', '2000', '--heartbeat-interval', '300', '--heartbeat-timeout', '600'],
       {},
     );
     expect(parsed).toMatchObject({
       command: { retryBaseMs: 200, retryMaxMs: 2000, heartbeatIntervalMs: 300, heartbeatTimeoutMs: 600 },
     });
-    expect(parseCommandLine(['http', '3000', '--retry-base', 'soon'], {})).toMatchObject({
+    expect(parse(['http', '3000', '--retry-base', 'soon'], {})).toMatchObject({
       action: 'exit',
       code: 2,
       stderr: 'burrow: --retry-base soon: expected milliseconds, a whole number from 1 to 3600000\n',
@@ -49,7 +61,7 @@ describe('parseCommandLine', () => {
   });
 
   test('several targets take the --subdomain names in order', () => {
-    const parsed = parseCommandLine(
+    const parsed = parse(
       ['http', '3000', '127.0.0.1:4000', '5000', '--subdomain', 'web', '--subdomain', 'api'],
       {},
     );
@@ -64,12 +76,12 @@ describe('parseCommandLine', () => {
 
   test('flags and environment: a flag wins, an empty variable counts as unset', () => {
     const env = { BURROW_SERVER: 'https://env.example', BURROW_TOKEN: 'env-token' };
-    const fromEnv = parseCommandLine(['http', '3000'], env);
+    const fromEnv = parse(['http', '3000'], env);
     expect(fromEnv.action === 'http' && [fromEnv.command.server, fromEnv.command.token]).toEqual([
       'https://env.example',
       'env-token',
     ]);
-    const fromFlags = parseCommandLine(
+    const fromFlags = parse(
       ['http', '3000', '--server', 'http://flag:1', '--token', 'flag-token'],
       env,
     );
@@ -77,7 +89,7 @@ describe('parseCommandLine', () => {
       'http://flag:1',
       'flag-token',
     ]);
-    const empty = parseCommandLine(['http', '3000'], { BURROW_SERVER: '', BURROW_TOKEN: '' });
+    const empty = parse(['http', '3000'], { BURROW_SERVER: '', BURROW_TOKEN: '' });
     expect(empty.action === 'http' && [empty.command.server, empty.command.token]).toEqual([
       'http://localhost:8080',
       undefined,
@@ -85,7 +97,7 @@ describe('parseCommandLine', () => {
   });
 
   test('--json, --no-retry and --host-header', () => {
-    const parsed = parseCommandLine(['http', '3000', '--json', '--no-retry', '--host-header', 'rewrite'], {});
+    const parsed = parse(['http', '3000', '--json', '--no-retry', '--host-header', 'rewrite'], {});
     expect(parsed.action === 'http' && parsed.command).toMatchObject({
       json: true,
       retry: false,
@@ -105,7 +117,7 @@ describe('parseCommandLine', () => {
     [['http', '3000', '--host-header', 'a b'], /^burrow: invalid --host-header/],
     [['http', '3000', '--server'], /^burrow: option '--server <url>' argument missing/],
   ])('usage error %j', (args, message) => {
-    const parsed = parseCommandLine(args, {});
+    const parsed = parse(args, {});
     expect(parsed.action).toBe('exit');
     if (parsed.action !== 'exit') return;
     expect(parsed.code).toBe(2);
@@ -114,13 +126,13 @@ describe('parseCommandLine', () => {
   });
 
   test('--help and --version exit 0 on stdout', () => {
-    expect(parseCommandLine(['--version'], {})).toEqual({
+    expect(parse(['--version'], {})).toEqual({
       action: 'exit',
       code: 0,
       stdout: `${AGENT_VERSION}\n`,
       stderr: '',
     });
-    const help = parseCommandLine(['http', '--help'], {});
+    const help = parse(['http', '--help'], {});
     expect(help).toMatchObject({ action: 'exit', code: 0, stderr: '' });
     expect(help.action === 'exit' && help.stdout).toMatch(/--host-header <mode>/);
   });

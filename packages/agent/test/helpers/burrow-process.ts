@@ -1,6 +1,8 @@
 // Runs the built `burrow` executable (dist/bin.js) as a child process, as users and scripts do.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defer } from './teardown.js';
 
@@ -15,15 +17,27 @@ export interface BurrowProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `burrow ...args`; it is killed after the test if still running. */
+/** A fresh home directory for one test (HOME and XDG_CONFIG_HOME), removed after it. */
+export function tempHome(): { HOME: string; XDG_CONFIG_HOME: string } {
+  const home = mkdtempSync(join(tmpdir(), 'burrow-home-'));
+  defer(() => rmSync(home, { recursive: true, force: true }));
+  return { HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+}
+
+/**
+ * Starts `burrow ...args`; it is killed after the test if still running. Unless `env` says
+ * otherwise, it gets an empty home of its own, so the user's real config file never leaks in.
+ */
 export function startBurrow(args: string[], env: Record<string, string> = {}): BurrowProcess {
   if (!existsSync(BIN))
     throw new Error(`${BIN} is missing: build the agent first (npm run build -w @burrow/agent)`);
   const clean = { ...process.env };
   delete clean['BURROW_SERVER'];
   delete clean['BURROW_TOKEN'];
+  delete clean['BURROW_AGENT_CONFIG'];
+  const home = env['HOME'] === undefined && env['XDG_CONFIG_HOME'] === undefined ? tempHome() : {};
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...clean, NO_COLOR: '1', ...env },
+    env: { ...clean, ...home, NO_COLOR: '1', ...env },
     stdio: 'pipe',
   });
   let stdout = '';

@@ -1,5 +1,7 @@
 // A stand-in burrow-server: a real WebSocket endpoint on an ephemeral port whose sessions the test
-// drives by hand (answer HELLO, refuse, open streams, drop the connection).
+// drives by hand (answer HELLO, refuse, open streams, drop the connection), and a
+// /_burrow/health that answers 200 JSON like the real one.
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decodeHello, PROTOCOL_VERSION, Session, webSocketTransport, type Hello } from '@burrow/protocol';
@@ -21,8 +23,15 @@ export interface FakeServer {
 
 /** Starts the fake server; it and every connection are closed after the test. */
 export async function startFakeServer(): Promise<FakeServer> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/_burrow/connect' });
-  await new Promise<void>((resolve) => wss.once('listening', resolve));
+  const server = http.createServer((req, res) => {
+    if (req.url === '/_burrow/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  const wss = new WebSocketServer({ server, path: '/_burrow/connect' });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const queued: FakeConnection[] = [];
   const waiters: Array<(c: FakeConnection) => void> = [];
   wss.on('connection', (socket) => {
@@ -37,8 +46,10 @@ export async function startFakeServer(): Promise<FakeServer> {
   defer(async () => {
     for (const client of wss.clients) client.terminate();
     await new Promise((resolve) => wss.close(resolve));
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   });
-  const port = (wss.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
