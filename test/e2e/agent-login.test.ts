@@ -1,6 +1,6 @@
 // `burrow login` against a real burrow-server that wants a token, with a home of its own
 // (XDG_CONFIG_HOME and HOME in a temp dir): a wrong token exits 1 and writes nothing; the right
-// one is checked, saved with mode 0600 and leaves no tunnel behind; then `burrow http <port>` with
+// one is checked (a HELLO without tunnels, which registers nothing), saved with mode 0600; then `burrow http <port>` with
 // no --server or --token uses the saved ones, and after `burrow logout` the server refuses it.
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,7 +71,12 @@ it('the right token: checked, saved 0600 in $XDG_CONFIG_HOME/burrow/config.yml, 
   expect(readFileSync(configPath, 'utf8')).toBe(
     `# burrow agent settings, written by \`burrow login\` (keys: server, token)\n\nserver: ${server.url}\ntoken: ${TOKEN}\n`,
   );
-  // The check's test tunnel was released when login left.
+  // The check was a HELLO without tunnels: the server logged it as such and registered nothing.
+  await server.proc.waitForJson((o) => o['msg'] === 'agent credentials checked', {
+    timeoutMs: 5000,
+    what: 'the "agent credentials checked" log line',
+  });
+  expect(server.stdout.some((line) => line.includes('"agent connected"'))).toBe(false);
   expect(await tunnelsBecome(0)).toBe(0);
 });
 

@@ -3,12 +3,13 @@
 // exit status and write their one line to the given streams.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Agent } from './agent.js';
-import type { AgentError } from './agent-error.js';
+import WebSocket from 'ws';
+import { ErrorCode, errorCodeName, PROTOCOL_VERSION, Session, webSocketTransport } from '@burrow/protocol';
 import type { LoginCommand, LogoutCommand } from './cli.js';
 import { describeError } from './describe-error.js';
 import { parseServerUrl, type ServerAddress } from './server-url.js';
 import { loadUserConfig, maskToken, updateUserConfig, UserConfigError } from './user-config.js';
+import { AGENT_DESCRIPTION } from './version.js';
 
 export interface CommandIo {
   stdout: (text: string) => void;
@@ -135,34 +136,42 @@ function get(url: string): Promise<{ status: number; location: string | undefine
 }
 
 /**
- * Connects as an agent would and asks for one tunnel with a random name: WELCOME means the token
- * is accepted. The server refuses a HELLO without tunnels before it looks at the token, so the
- * check needs one; the agent then leaves with GOAWAY (SHUTDOWN), which frees the name at once.
+ * Connects as an agent would and says HELLO without tunnels, which asks the server only whether
+ * the version and token are accepted: WELCOME means yes (the server then closes), GOAWAY says why
+ * not. Nothing is registered on the server.
  */
 function checkToken(server: ServerAddress, token: string | undefined): Promise<void> {
-  // The target is never used unless a public request races the close; it would then get a 502.
-  const agent = new Agent({
-    server: server.url,
-    tunnels: [{ target: '127.0.0.1:9' }],
-    retry: false,
-    connectTimeoutMs: CHECK_TIMEOUT_MS,
-    shutdownTimeoutMs: 1000,
-    ...(token === undefined ? {} : { token }),
-  });
   return new Promise<void>((resolve, reject) => {
-    agent.once('ready', () => {
-      agent.off('error', onError);
-      agent.close().then(resolve, reject);
-    });
-    const onError = (error: AgentError): void => {
-      if (error.code === 'AUTH_FAILED' && token === undefined) {
-        reject(new LoginRefused(`${server.url} requires a token: add --token SECRET`));
-      } else {
-        reject(new LoginRefused(error.message));
-      }
+    const ws = new WebSocket(server.connectUrl, { perMessageDeflate: false, handshakeTimeout: CHECK_TIMEOUT_MS });
+    const timer = setTimeout(() => finish(new LoginRefused(`${server.url} did not answer the agent handshake within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+    let done = false;
+    const finish = (error?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      ws.close();
+      if (error) reject(error);
+      else resolve();
     };
-    agent.once('error', onError);
-    agent.start();
+    ws.on('error', (error) => finish(new LoginRefused(`cannot connect to ${server.connectUrl}: ${describeError(error)}`)));
+    ws.on('open', () => {
+      const session = new Session(webSocketTransport(ws), { role: 'agent', heartbeatIntervalMs: 0 });
+      session.once('welcome', () => finish());
+      session.once('goaway', (code: number, message: string) => {
+        if (code === ErrorCode.AUTH_FAILED && token === undefined) {
+          finish(new LoginRefused(`${server.url} requires a token: add --token SECRET`));
+        } else {
+          finish(new LoginRefused(message || `the server refused the agent (${errorCodeName(code)})`));
+        }
+      });
+      session.once('close', (error) => finish(error ?? new LoginRefused(`${server.url} closed the connection before answering`)));
+      session.sendHello({
+        version: PROTOCOL_VERSION,
+        tunnels: [],
+        agent: AGENT_DESCRIPTION,
+        ...(token === undefined ? {} : { token }),
+      });
+    });
   });
 }
 

@@ -228,20 +228,19 @@ describe('runLogin', () => {
     };
   }
 
-  test('a welcomed HELLO: saves server and token (0600), says so without the token, leaves with GOAWAY', async () => {
+  test('a welcomed HELLO without tunnels: saves server and token (0600), says so without the token, disconnects', async () => {
     const fake = await startFakeServer();
     const command = loginCommand(`${fake.url}/`);
     const { io, out, err } = capture();
     const result = runLogin(command, io);
     const connection = await fake.nextHello();
     expect(connection.hello.token).toBe(TOKEN);
-    expect(connection.hello.tunnels).toEqual([{}]);
-    const goaway = new Promise<number>((resolve) =>
-      connection.session.once('goaway', (code) => resolve(code)),
-    );
+    // No tunnels: the HELLO only asks whether the token is accepted, so nothing is registered.
+    expect(connection.hello.tunnels).toEqual([]);
+    const closed = new Promise<void>((resolve) => connection.session.once('close', () => resolve()));
     welcome(connection);
-    expect(await goaway).toBe(ErrorCode.SHUTDOWN);
     expect(await result).toBe(0);
+    await closed;
     expect(err()).toBe('');
     expect(out()).toBe(
       `Logged in to ${fake.url} (token ****cdef accepted); saved to ${command.configPath}\n`,

@@ -67,8 +67,9 @@ export function decodeHello(payload: Buffer): Hello {
     throw new ProtocolError('HELLO.version must be an integer');
   }
   const rawTunnels = Object.hasOwn(obj, 'tunnels') ? obj['tunnels'] : undefined;
-  if (!Array.isArray(rawTunnels) || rawTunnels.length === 0 || rawTunnels.length > MAX_TUNNELS_PER_HELLO) {
-    throw new ProtocolError(`HELLO.tunnels must list 1 to ${MAX_TUNNELS_PER_HELLO} tunnels`);
+  // No tunnels at all asks only whether the version and token are accepted (burrow login).
+  if (!Array.isArray(rawTunnels) || rawTunnels.length > MAX_TUNNELS_PER_HELLO) {
+    throw new ProtocolError(`HELLO.tunnels must list 0 to ${MAX_TUNNELS_PER_HELLO} tunnels`);
   }
   const tunnels = rawTunnels.map((t: unknown): TunnelRequest => {
     if (typeof t !== 'object' || t === null || Array.isArray(t)) {

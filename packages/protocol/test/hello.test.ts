@@ -68,12 +68,13 @@ describe('HELLO', () => {
     }
   });
 
-  it('refuses no tunnels, too many tunnels, and tunnels that are not a list of objects', () => {
+  it('takes an empty list (a credentials check), refuses too many tunnels and tunnels that are not a list of objects', () => {
     const tunnels = (n: number) => Array.from({ length: n }, () => ({}));
     expect(decodeHello(json({ version: 1, tunnels: tunnels(MAX_TUNNELS_PER_HELLO) })).tunnels).toHaveLength(
       32,
     );
-    for (const bad of [undefined, [], tunnels(MAX_TUNNELS_PER_HELLO + 1), {}, 'app', { length: 1, 0: {} }]) {
+    expect(decodeHello(json({ version: 1, tunnels: [] })).tunnels).toEqual([]);
+    for (const bad of [undefined, null, tunnels(MAX_TUNNELS_PER_HELLO + 1), {}, 'app', { length: 1, 0: {} }]) {
       expect(() => decodeHello(json({ version: 1, tunnels: bad }))).toThrow(/tunnels must list/);
     }
     for (const entry of [null, 'app', 1, ['app']]) {

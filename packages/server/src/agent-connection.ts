@@ -58,6 +58,7 @@ export class AgentConnection {
   #resumeSecret = randomBytes(24).toString('base64url');
   #options: AgentConnectionOptions;
   #helloTimer: NodeJS.Timeout;
+  #helloSeen = false;
   #log: Logger;
 
   constructor(transport: Transport, options: AgentConnectionOptions) {
@@ -92,10 +93,11 @@ export class AgentConnection {
   }
 
   #onHello(payload: Buffer): void {
-    if (this.tunnels.length > 0) {
+    if (this.#helloSeen) {
       this.session.close(ErrorCode.PROTOCOL_ERROR, 'second HELLO on one connection');
       return;
     }
+    this.#helloSeen = true;
     clearTimeout(this.#helloTimer);
     let hello;
     try {
@@ -124,6 +126,19 @@ export class AgentConnection {
         ErrorCode.LIMIT_EXCEEDED,
         `this server allows ${this.#options.maxTunnels} tunnels per agent, ${hello.tunnels.length} were asked for`,
       );
+      return;
+    }
+    if (hello.tunnels.length === 0) {
+      // A HELLO without tunnels only asks whether the token is good (burrow login): say yes, leave.
+      this.#options.metrics.agentConnections.inc({ result: 'checked' });
+      this.session.sendWelcome({
+        version: PROTOCOL_VERSION,
+        tunnels: [],
+        resumeSecret: this.#resumeSecret,
+        heartbeat: { intervalMs: this.#options.heartbeatIntervalMs, timeoutMs: this.#options.heartbeatTimeoutMs },
+      });
+      this.#log.info({ token: credential.name, client: hello.agent }, 'agent credentials checked');
+      this.session.close(ErrorCode.NO_ERROR, 'credentials checked; no tunnels were asked for');
       return;
     }
     const wanted = new Set<string>();

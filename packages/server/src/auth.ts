@@ -71,46 +71,54 @@ export interface Reservation {
   readonly source: 'config' | 'api';
 }
 
-/** Reserved subdomains, from the configuration and from the admin API. */
+/**
+ * Reserved subdomains, from the configuration and from the admin API. The two are kept apart: a
+ * name in the configuration wins while it is there, and an API reservation of the same name is
+ * in force again once a reload takes it out of the file.
+ */
 export class Reservations {
-  #byName = new Map<string, Reservation>();
+  #fromConfig = new Map<string, Reservation>();
+  #fromApi = new Map<string, Reservation>();
 
   /** Replaces the reservations that come from the configuration; the admin API's ones stay. */
   setFromConfig(tokens: readonly TokenSpec[]): void {
-    for (const [name, r] of this.#byName) if (r.source === 'config') this.#byName.delete(name);
+    this.#fromConfig.clear();
     for (const t of tokens) {
       for (const subdomain of t.subdomains ?? []) {
-        this.#byName.set(subdomain, { subdomain, token: t.name, source: 'config' });
+        this.#fromConfig.set(subdomain, { subdomain, token: t.name, source: 'config' });
       }
     }
   }
 
   get(subdomain: string): Reservation | undefined {
-    return this.#byName.get(subdomain);
+    return this.#fromConfig.get(subdomain) ?? this.#fromApi.get(subdomain);
   }
 
   has(subdomain: string): boolean {
-    return this.#byName.has(subdomain);
+    return this.#fromConfig.has(subdomain) || this.#fromApi.has(subdomain);
   }
 
   /** Whether an agent with `credential` may claim `subdomain`. */
   allows(subdomain: string, credential: Credential): boolean {
-    const r = this.#byName.get(subdomain);
+    const r = this.get(subdomain);
     return r === undefined || (r.token !== null && r.token === credential.name);
   }
 
   /** Reserves `subdomain` through the admin API (replacing an earlier API reservation). */
   reserve(subdomain: string, token: string | null): Reservation {
     const reservation: Reservation = { subdomain, token, source: 'api' };
-    this.#byName.set(subdomain, reservation);
+    this.#fromApi.set(subdomain, reservation);
     return reservation;
   }
 
+  /** Releases an API reservation. */
   release(subdomain: string): boolean {
-    return this.#byName.delete(subdomain);
+    return this.#fromApi.delete(subdomain);
   }
 
+  /** The reservations in force, by name. */
   list(): Reservation[] {
-    return [...this.#byName.values()].sort((a, b) => a.subdomain.localeCompare(b.subdomain));
+    const names = new Set([...this.#fromConfig.keys(), ...this.#fromApi.keys()]);
+    return [...names].sort().map((name) => this.get(name)!);
   }
 }

@@ -78,7 +78,6 @@ async function main(): Promise<void> {
   // SIGHUP rereads the configuration file and the tokens file: tokens, reservations, the admin
   // token and metrics access change at once, without dropping agents. A file with a mistake is
   // reported and the running configuration stays.
-  let current = config;
   process.on('SIGHUP', () => {
     let next;
     try {
@@ -87,12 +86,12 @@ async function main(): Promise<void> {
       logger.error({ reason: (error as Error).message }, 'configuration not reloaded; the running one stays');
       return;
     }
-    const needRestart = RESTART_SETTINGS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+    // Compared with what the process runs with: the values it started with.
+    const needRestart = RESTART_SETTINGS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
     if (needRestart.length > 0) {
       logger.warn({ settings: needRestart }, 'these settings changed and take effect after a restart');
     }
     server.reload({ tokens: next.tokens, adminToken: next.adminToken, metrics: next.metrics });
-    current = next;
   });
 }
 

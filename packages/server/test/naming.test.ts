@@ -66,4 +66,13 @@ describe('Reservations', () => {
     r.setFromConfig([{ name: 'alice', secret: { plain: 'x' }, subdomains: ['alice', 'new'] }]);
     expect(r.list().map((x) => `${x.subdomain}:${x.source}`)).toEqual(['alice:config', 'api-made:api', 'new:config']);
   });
+
+  it('lets a name in the file win over an API reservation, which is back once the file drops it', () => {
+    const r = new Reservations();
+    r.reserve('shared', null);
+    r.setFromConfig([{ name: 'alice', secret: { plain: 'x' }, subdomains: ['shared'] }]);
+    expect(r.get('shared')).toEqual({ subdomain: 'shared', token: 'alice', source: 'config' });
+    r.setFromConfig([]);
+    expect(r.get('shared')).toEqual({ subdomain: 'shared', token: null, source: 'api' });
+  });
 });
