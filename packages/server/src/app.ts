@@ -277,7 +277,10 @@ export class BurrowServer {
     app.get('/_burrow/metrics', async (request, reply) => {
       const access = this.#metricsAccess;
       if (access === 'off') return reply.code(404).type('text/plain; charset=utf-8').send('metrics are off (--metrics off)\n');
-      const open = access === 'public' || (access === 'auto' && this.#loopbackOnly);
+      // auto: open to direct requests on a loopback-bound server. A request that a proxy on the
+      // same machine forwarded (Caddy in front of 127.0.0.1:8080) comes from the internet.
+      const direct = this.#loopbackOnly && !FORWARDING_FIELDS.some((field) => request.headers[field] !== undefined);
+      const open = access === 'public' || (access === 'auto' && direct);
       if (!open && !adminAllowed(request, reply, this.#adminToken)) return reply;
       return reply.type(this.metrics.contentType).send(await this.metrics.text());
     });
@@ -382,6 +385,9 @@ export class BurrowServer {
     this.#apexUpgrades.emit('upgrade', req, socket, head);
   }
 }
+
+/** Fields a proxy adds to what it forwards. */
+const FORWARDING_FIELDS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'via'] as const;
 
 /** Connections whose request Node's parser refused (answered by onClientError). */
 const refusedSockets = new WeakSet<Duplex>();

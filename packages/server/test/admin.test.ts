@@ -55,6 +55,17 @@ function call(
   });
 }
 
+function callWith(port: number, path: string, headers: Record<string, string>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', path, headers: { Host: 'localhost', ...headers }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: '' }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** The value of one sample in Prometheus text, e.g. metric('burrow_tunnels') or with labels. */
 function metric(text: string, sample: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
@@ -111,6 +122,15 @@ describe('/_burrow/metrics', () => {
     expect(text).toContain('burrow_server_process_resident_memory_bytes');
     a.session.close();
     await expect.poll(async () => metric((await call(port, '/_burrow/metrics')).body, 'burrow_agents_connected')).toBe(0);
+  });
+
+  it('treats a request a local proxy forwarded as coming from outside (auto needs the admin token then)', async () => {
+    const { port } = await startServer({ adminToken: ADMIN });
+    for (const field of ['X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'Via']) {
+      const reply = await callWith(port, '/_burrow/metrics', { [field]: field === 'Via' ? '1.1 caddy' : '203.0.113.9' });
+      expect(reply.status, field).toBe(401);
+    }
+    expect((await callWith(port, '/_burrow/metrics', { 'X-Forwarded-For': '203.0.113.9', Authorization: `Bearer ${ADMIN}` })).status).toBe(200);
   });
 
   it('needs the admin token on a public address, can be public or off, and answers 401 otherwise', async () => {
