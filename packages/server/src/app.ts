@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
-import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -219,10 +219,24 @@ export class BurrowServer {
     return this.#publicBase;
   }
 
-  /** The public URL of the tunnel named `subdomain`. */
-  tunnelUrl(subdomain: string): string {
-    const base = this.publicBase;
+  /** The public URL of the tunnel named `subdomain` (under `base`, by default the public URL). */
+  tunnelUrl(subdomain: string, base: URL = this.publicBase): string {
     return `${base.protocol}//${subdomain}.${base.host}`;
+  }
+
+  /**
+   * Without --public-url, behind a trusted proxy: the base the agent itself came through (the
+   * proxy's scheme and host, so tunnel URLs are https when the proxy terminates TLS), as long as
+   * that host is our domain. Otherwise undefined: the configured or listening base applies.
+   */
+  #baseSeenBy(request: FastifyRequest): URL | undefined {
+    if (this.#options.publicUrl !== undefined || this.#options.trustProxy !== true) return undefined;
+    try {
+      const base = new URL(`${request.protocol}://${request.host}`);
+      return base.hostname === this.#options.domain ? base : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async listen(port: number, host: string): Promise<ListeningInfo> {
@@ -262,7 +276,7 @@ export class BurrowServer {
       tunnels: this.registry.size,
       websockets: this.ingress.webSocketCount,
     }));
-    app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip));
+    app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip, this.#baseSeenBy(request)));
     app.get<{ Querystring: { domain?: string } }>('/_burrow/tls-ask', (request, reply) => {
       const domain = request.query.domain;
       if (typeof domain !== 'string' || domain === '') {
@@ -315,7 +329,7 @@ export class BurrowServer {
     return this.registry.has(label) || this.reservations.has(label);
   }
 
-  #onAgent(socket: Parameters<typeof webSocketTransport>[0], remoteAddress: string): void {
+  #onAgent(socket: Parameters<typeof webSocketTransport>[0], remoteAddress: string, base: URL | undefined): void {
     if (this.#closing) {
       socket.close(1001, 'server shutting down');
       return;
@@ -325,7 +339,7 @@ export class BurrowServer {
       tokens: () => this.#tokens,
       reservations: this.reservations,
       metrics: this.metrics,
-      tunnelUrl: (s) => this.tunnelUrl(s),
+      tunnelUrl: (s) => this.tunnelUrl(s, base),
       helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
       reconnectGraceMs: this.#options.reconnectGraceMs ?? 600_000,
       maxTunnels: this.#options.maxTunnelsPerAgent ?? MAX_TUNNELS_PER_HELLO,

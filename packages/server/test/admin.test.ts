@@ -250,6 +250,28 @@ describe('the admin API', () => {
   });
 });
 
+describe('behind a TLS proxy (--trust-proxy)', () => {
+  it('gives tunnel URLs the scheme and host the agent came through when no public URL is set', async () => {
+    const { url } = await startServer({ trustProxy: true, domain: 'tunnel.example.com' });
+    const proxied = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'tunnel.example.com', 'X-Forwarded-For': '198.51.100.7' };
+    const a = await agent(url, { tunnels: [{ subdomain: 'viaproxy' }] }, undefined, proxied);
+    expect(a.welcome.tunnels[0]!.url).toBe('https://viaproxy.tunnel.example.com');
+    // A host that is not the domain (an IP, another name) falls back to the listening base.
+    const b = await agent(url, { tunnels: [{ subdomain: 'direct' }] }, undefined, { ...proxied, 'X-Forwarded-Host': '192.0.2.1' });
+    expect(b.welcome.tunnels[0]!.url).toMatch(/^http:\/\/direct\.tunnel\.example\.com:\d+$/);
+  });
+
+  it('keeps a configured public URL, and ignores forwarded fields unless trusted', async () => {
+    const proxied = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'localhost' };
+    const configured = await startServer({ trustProxy: true, publicUrl: 'http://localhost:9999' });
+    const a = await agent(configured.url, { tunnels: [{ subdomain: 'fixed' }] }, undefined, proxied);
+    expect(a.welcome.tunnels[0]!.url).toBe('http://fixed.localhost:9999');
+    const untrusting = await startServer();
+    const b = await agent(untrusting.url, { tunnels: [{ subdomain: 'plain' }] }, undefined, proxied);
+    expect(b.welcome.tunnels[0]!.url).toBe(`http://plain.localhost:${untrusting.port}`);
+  });
+});
+
 describe('reload', () => {
   it('takes new tokens for new agents and keeps connected ones', async () => {
     const { url, server } = await startServer({ tokens: [{ name: 'old', secret: { plain: 'old-secret' } }] });

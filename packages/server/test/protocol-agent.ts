@@ -39,8 +39,9 @@ export async function connectAgent(
   serverUrl: string,
   hello: Partial<Hello>,
   onStream: StreamHandler = (stream) => stream.reset(0x0d, 'no handler'),
+  headers: Record<string, string> = {},
 ): Promise<ScriptedAgent> {
-  const ws = new WebSocket(`${serverUrl.replace(/^http/, 'ws')}/_burrow/connect`);
+  const ws = new WebSocket(`${serverUrl.replace(/^http/, 'ws')}/_burrow/connect`, { headers });
   await once(ws, 'open');
   const session = new Session(webSocketTransport(ws), { role: 'agent', heartbeatIntervalMs: 0 });
   session.on('stream', (stream, head) => onStream(stream, decodeRequestHead(head)));
