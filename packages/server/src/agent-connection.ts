@@ -29,6 +29,8 @@ export interface AgentConnectionOptions {
   reservations: Reservations;
   metrics: ServerMetrics;
   tunnelUrl: (subdomain: string) => string;
+  /** False when the agent came through a proxy and anonymous agents from outside are not allowed. */
+  anonymousFromOutside: boolean;
   helloTimeoutMs: number;
   /** How long a dropped agent's names stay reserved for its resume secret. */
   reconnectGraceMs: number;
@@ -118,6 +120,14 @@ export class AgentConnection {
       this.#refuse(
         ErrorCode.AUTH_FAILED,
         hello.token ? 'the server refused the token' : 'this server requires a token: pass --token or set BURROW_TOKEN',
+      );
+      return;
+    }
+    if (this.#options.tokens().anonymous && !this.#options.anonymousFromOutside) {
+      // No tokens, and a proxy on this machine carries agents from the internet: not without a token.
+      this.#refuse(
+        ErrorCode.AUTH_FAILED,
+        'this server has no tokens and takes anonymous agents only on its own address, not through a proxy: its administrator must configure a token (or --allow-anonymous)',
       );
       return;
     }

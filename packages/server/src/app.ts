@@ -34,6 +34,11 @@ export interface ServerOptions {
   publicUrl?: string | undefined;
   /** Agent tokens (a bare string is a token named token-N); empty means anonymous agents are accepted. */
   tokens?: readonly (string | TokenSpec)[];
+  /**
+   * Accept agents without a token even when they come through a proxy (from outside). Without it,
+   * a server with no tokens takes only agents that reach it directly on its own address.
+   */
+  allowAnonymous?: boolean;
   /** Secret of the admin API and of protected metrics; without it the admin API is off. */
   adminToken?: string | undefined;
   /** Who may read /_burrow/metrics (default auto: anyone on a loopback-bound server, else admin). */
@@ -276,7 +281,9 @@ export class BurrowServer {
       tunnels: this.registry.size,
       websockets: this.ingress.webSocketCount,
     }));
-    app.get('/_burrow/connect', { websocket: true }, (socket, request) => this.#onAgent(socket, request.ip, this.#baseSeenBy(request)));
+    app.get('/_burrow/connect', { websocket: true }, (socket, request) =>
+      this.#onAgent(socket, request.ip, this.#baseSeenBy(request), forwarded(request.headers)),
+    );
     app.get<{ Querystring: { domain?: string } }>('/_burrow/tls-ask', (request, reply) => {
       const domain = request.query.domain;
       if (typeof domain !== 'string' || domain === '') {
@@ -293,7 +300,7 @@ export class BurrowServer {
       if (access === 'off') return reply.code(404).type('text/plain; charset=utf-8').send('metrics are off (--metrics off)\n');
       // auto: open to direct requests on a loopback-bound server. A request that a proxy on the
       // same machine forwarded (Caddy in front of 127.0.0.1:8080) comes from the internet.
-      const direct = this.#loopbackOnly && !FORWARDING_FIELDS.some((field) => request.headers[field] !== undefined);
+      const direct = this.#loopbackOnly && !forwarded(request.headers);
       const open = access === 'public' || (access === 'auto' && direct);
       if (!open && !adminAllowed(request, reply, this.#adminToken)) return reply;
       return reply.type(this.metrics.contentType).send(await this.metrics.text());
@@ -329,7 +336,12 @@ export class BurrowServer {
     return this.registry.has(label) || this.reservations.has(label);
   }
 
-  #onAgent(socket: Parameters<typeof webSocketTransport>[0], remoteAddress: string, base: URL | undefined): void {
+  #onAgent(
+    socket: Parameters<typeof webSocketTransport>[0],
+    remoteAddress: string,
+    base: URL | undefined,
+    viaProxy: boolean,
+  ): void {
     if (this.#closing) {
       socket.close(1001, 'server shutting down');
       return;
@@ -340,6 +352,7 @@ export class BurrowServer {
       reservations: this.reservations,
       metrics: this.metrics,
       tunnelUrl: (s) => this.tunnelUrl(s, base),
+      anonymousFromOutside: this.#options.allowAnonymous === true || !viaProxy,
       helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
       reconnectGraceMs: this.#options.reconnectGraceMs ?? 600_000,
       maxTunnels: this.#options.maxTunnelsPerAgent ?? MAX_TUNNELS_PER_HELLO,
@@ -402,6 +415,11 @@ export class BurrowServer {
 
 /** Fields a proxy adds to what it forwards. */
 const FORWARDING_FIELDS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'via'] as const;
+
+/** Whether a proxy forwarded the request (it then came from outside this machine). */
+function forwarded(headers: IncomingMessage['headers']): boolean {
+  return FORWARDING_FIELDS.some((field) => headers[field] !== undefined);
+}
 
 /** Connections whose request Node's parser refused (answered by onClientError). */
 const refusedSockets = new WeakSet<Duplex>();

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     tokens: config.tokens,
     adminToken: config.adminToken,
     metrics: config.metrics,
+    allowAnonymous: config.allowAnonymous,
     trustProxy: config.trustProxy,
     responseTimeoutMs: config.responseTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,

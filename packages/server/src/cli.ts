@@ -205,6 +205,12 @@ export function resolveConfig(command: Command, env: NodeJS.ProcessEnv): CliConf
       `refusing to accept anonymous agents on ${host}: set --token (or BURROW_TOKENS), or pass --allow-anonymous, or bind 127.0.0.1`,
     );
   }
+  const trustProxy = truthy(opts['trustProxy']);
+  if (tokens.length === 0 && !allowAnonymous && trustProxy) {
+    throw new ConfigError(
+      'refusing to accept anonymous agents behind a proxy (--trust-proxy: the internet reaches this server): set --token (or BURROW_TOKENS, or tokens in the config file), or pass --allow-anonymous',
+    );
+  }
   const heartbeatIntervalMs = opts['heartbeatInterval'] as number;
   const heartbeatTimeoutMs = opts['heartbeatTimeout'] as number;
   return {
@@ -217,7 +223,7 @@ export function resolveConfig(command: Command, env: NodeJS.ProcessEnv): CliConf
     adminToken: nonEmpty(opts['adminToken'] as string | undefined),
     metrics: opts['metrics'] as MetricsAccess,
     configFile,
-    trustProxy: truthy(opts['trustProxy']),
+    trustProxy,
     responseTimeoutMs: opts['responseTimeout'] as number,
     heartbeatIntervalMs,
     heartbeatTimeoutMs,

@@ -252,12 +252,15 @@ describe('the admin API', () => {
 
 describe('behind a TLS proxy (--trust-proxy)', () => {
   it('gives tunnel URLs the scheme and host the agent came through when no public URL is set', async () => {
-    const { url } = await startServer({ trustProxy: true, domain: 'tunnel.example.com' });
+    const { url } = await startServer({ trustProxy: true, domain: 'tunnel.example.com', tokens: ['t0ken-for-proxy'] });
     const proxied = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'tunnel.example.com', 'X-Forwarded-For': '198.51.100.7' };
-    const a = await agent(url, { tunnels: [{ subdomain: 'viaproxy' }] }, undefined, proxied);
+    const a = await agent(url, { token: 't0ken-for-proxy', tunnels: [{ subdomain: 'viaproxy' }] }, undefined, proxied);
     expect(a.welcome.tunnels[0]!.url).toBe('https://viaproxy.tunnel.example.com');
     // A host that is not the domain (an IP, another name) falls back to the listening base.
-    const b = await agent(url, { tunnels: [{ subdomain: 'direct' }] }, undefined, { ...proxied, 'X-Forwarded-Host': '192.0.2.1' });
+    const b = await agent(url, { token: 't0ken-for-proxy', tunnels: [{ subdomain: 'direct' }] }, undefined, {
+      ...proxied,
+      'X-Forwarded-Host': '192.0.2.1',
+    });
     expect(b.welcome.tunnels[0]!.url).toMatch(/^http:\/\/direct\.tunnel\.example\.com:\d+$/);
   });
 
@@ -269,6 +272,20 @@ describe('behind a TLS proxy (--trust-proxy)', () => {
     const untrusting = await startServer();
     const b = await agent(untrusting.url, { tunnels: [{ subdomain: 'plain' }] }, undefined, proxied);
     expect(b.welcome.tunnels[0]!.url).toBe(`http://plain.localhost:${untrusting.port}`);
+  });
+});
+
+describe('anonymous agents and a proxy on the same machine', () => {
+  it('refuses an anonymous agent that came through a proxy, unless --allow-anonymous', async () => {
+    const viaProxy = { 'X-Forwarded-For': '203.0.113.50' };
+    const strict = await startServer();
+    await expect(connectAgent(strict.url, {}, undefined, viaProxy)).rejects.toMatchObject({
+      codeName: 'AUTH_FAILED',
+      message: expect.stringMatching(/no tokens .* not through a proxy/),
+    });
+    await agent(strict.url, {});
+    const open = await startServer({ allowAnonymous: true });
+    await agent(open.url, {}, undefined, viaProxy);
   });
 });
 

@@ -30,6 +30,10 @@ describe('burrow-server configuration', () => {
     expect(config(['--host', '0.0.0.0', '--allow-anonymous']).allowAnonymous).toBe(true);
     expect(config(['--host', '0.0.0.0', '--token', 't']).tokens).toEqual([{ name: 'flag-1', secret: { plain: 't' } }]);
     expect(config(['--host', '::1']).host).toBe('::1');
+    // Behind a proxy the server is public whatever it binds.
+    expect(() => config(['--host', '127.0.0.1', '--trust-proxy'])).toThrow(/anonymous agents behind a proxy/);
+    expect(config(['--host', '127.0.0.1', '--trust-proxy', '--token', 't']).trustProxy).toBe(true);
+    expect(config(['--host', '127.0.0.1', '--trust-proxy', '--allow-anonymous']).trustProxy).toBe(true);
   });
 
   it('mirrors flags in the environment, a flag winning', () => {
