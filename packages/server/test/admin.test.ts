@@ -3,28 +3,9 @@
 // with the protocol package (test/protocol-agent.ts); the real processes are covered in test/e2e.
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildServer, type ServerOptions } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { agent, startServer } from './harness.js';
 import { answer, connectAgent } from './protocol-agent.js';
-
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function startServer(options: Partial<ServerOptions> = {}, host = '127.0.0.1') {
-  const server = await buildServer({ domain: 'localhost', logger: pino({ level: 'silent' }), drainTimeoutMs: 500, ...options });
-  const info = await server.listen(0, host);
-  cleanup.push(() => server.close());
-  return { server, ...info };
-}
-
-async function agent(url: string, ...args: Parameters<typeof connectAgent> extends [string, ...infer R] ? R : never) {
-  const a = await connectAgent(url, ...args);
-  cleanup.push(() => a.session.close());
-  return a;
-}
 
 interface Reply {
   status: number;

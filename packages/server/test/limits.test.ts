@@ -4,31 +4,12 @@
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeResponseHead, type Stream } from '@burrow/protocol';
-import { buildServer, type ServerOptions } from '../src/index.js';
 import { Traffic, TunnelRegistry, type Tunnel } from '../src/tunnel-registry.js';
 import type { AgentConnection } from '../src/agent-connection.js';
+import { agent, startServer } from './harness.js';
 import { answer, connectAgent } from './protocol-agent.js';
-
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function startServer(options: Partial<ServerOptions> = {}) {
-  const server = await buildServer({ domain: 'localhost', logger: pino({ level: 'silent' }), drainTimeoutMs: 500, ...options });
-  const info = await server.listen(0, '127.0.0.1');
-  cleanup.push(() => server.close());
-  return { server, ...info };
-}
-
-async function agent(url: string, ...rest: Parameters<typeof connectAgent> extends [string, ...infer R] ? R : never) {
-  const a = await connectAgent(url, ...rest);
-  cleanup.push(() => a.session.close());
-  return a;
-}
 
 function get(port: number, host: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {

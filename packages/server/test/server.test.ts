@@ -2,28 +2,11 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeResponseHead, ErrorCode, FrameType, encodeFrameHeader } from '@burrow/protocol';
 import { buildServer } from '../src/index.js';
+import { afterThisTest, agent, startServer } from './harness.js';
 import { answer, connectAgent, RefusedError, type ScriptedAgent } from './protocol-agent.js';
-
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function startServer(options: { tokens?: string[]; responseTimeoutMs?: number } = {}) {
-  const server = await buildServer({ domain: 'localhost', logger: pino({ level: 'silent' }), drainTimeoutMs: 1000, ...options });
-  const info = await server.listen(0, '127.0.0.1');
-  cleanup.push(() => server.close());
-  return { server, ...info };
-}
-
-async function agent(url: string, ...args: Parameters<typeof connectAgent> extends [string, ...infer R] ? R : never) {
-  const a = await connectAgent(url, ...args);
-  cleanup.push(() => a.session.close());
-  return a;
-}
 
 interface Reply {
   status: number;
@@ -48,7 +31,7 @@ function get(port: number, host: string, path = '/', headers: Record<string, str
 describe('burrow-server', () => {
   it('answers /_burrow/health on the apex through fastify', async () => {
     const server = await buildServer({ domain: 'localhost', logger: pino({ level: 'silent' }) });
-    cleanup.push(() => server.close());
+    afterThisTest(() => server.close());
     const res = await server.app.inject({ url: '/_burrow/health' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ok', agents: 0, tunnels: 0, websockets: 0 });
