@@ -10,8 +10,8 @@ import {
   startServer,
   startTunnel,
   type BurrowServer,
-  type FinishedProcess,
 } from '../helpers/burrow.js';
+import { oneStderrLine } from '../helpers/refusal.js';
 import { ManagedProcess } from '../helpers/managed-process.js';
 import { startEchoApp, startLocalApp, unusedPort, type EchoApp } from '../helpers/local-app.js';
 import { PublicClient, bodyBuffer, header } from '../helpers/public-client.js';
@@ -53,12 +53,6 @@ async function startSilentApp(what: string) {
 }
 
 /** The one non-empty stderr line of a finished agent, asserting there is exactly one. */
-function oneStderrLine(run: FinishedProcess): string {
-  const lines = run.stderr.filter((l) => l.trim() !== '');
-  expect(lines, run.describe()).toHaveLength(1);
-  return lines[0]!;
-}
-
 describe('public requests that cannot be served', () => {
   it('unknown subdomain -> 404 tunnel_not_found: HTML for browsers, plain text otherwise', async () => {
     const host = `no-such-tunnel.localhost:${server.port}`;

@@ -17,8 +17,8 @@ import {
   startServer,
   startTunnel,
   type BurrowServer,
-  type FinishedProcess,
 } from '../helpers/burrow.js';
+import { expectRefusal } from '../helpers/refusal.js';
 import { ManagedProcess } from '../helpers/managed-process.js';
 import { rawHeader, startEchoApp, startLocalApp, type EchoApp } from '../helpers/local-app.js';
 import { PublicClient, bodyBuffer, header } from '../helpers/public-client.js';
@@ -57,25 +57,6 @@ function uniqueName(prefix: string): string {
 }
 
 /** The one non-empty stderr line of a finished agent, asserting there is exactly one. */
-function oneStderrLine(run: FinishedProcess): string {
-  const lines = run.stderr.filter((l) => l.trim() !== '');
-  expect(lines, run.describe()).toHaveLength(1);
-  return lines[0]!;
-}
-
-/** Exit 1, one `burrow:` line on stderr and one JSON error event with `code`; returns the line. */
-function expectRefusal(run: FinishedProcess, code: string): string {
-  expect(run.exit.code, run.describe()).toBe(1);
-  const line = oneStderrLine(run);
-  expect(line, run.describe()).toMatch(/^burrow: \S/);
-  expect(
-    run.events.filter((e) => e['event'] === 'error').map((e) => e['code']),
-    run.describe(),
-  ).toEqual([code]);
-  expect(run.events.filter((e) => e['event'] === 'ready'), run.describe()).toEqual([]);
-  return line;
-}
-
 async function getStatus(
   c: PublicClient,
   url: string,

@@ -19,6 +19,7 @@ import {
   type BurrowServer,
   type FinishedProcess,
 } from '../helpers/burrow.js';
+import { expectRefusal, oneStderrLine } from '../helpers/refusal.js';
 import { EventCursor } from '../helpers/agent-events.js';
 import { curl, splitCurlOutput } from '../helpers/curl.js';
 import { startEchoApp, type EchoApp } from '../helpers/local-app.js';
@@ -124,28 +125,6 @@ async function metricBecomes(
 }
 
 /** The one non-empty stderr line of a finished agent, asserting there is exactly one. */
-function oneStderrLine(run: { stderr: string[]; describe(): string }): string {
-  const lines = run.stderr.filter((l) => l.trim() !== '');
-  expect(lines, run.describe()).toHaveLength(1);
-  return lines[0]!;
-}
-
-/** Exit 1, no ready event, one `burrow:` line on stderr and one JSON error event `code`; returns the line. */
-function expectRefusal(run: FinishedProcess, code: string): string {
-  expect(run.exit, run.describe()).toEqual({ code: 1, signal: null });
-  const line = oneStderrLine(run);
-  expect(line, run.describe()).toMatch(/^burrow: \S/);
-  expect(
-    run.events.filter((e) => e['event'] === 'error').map((e) => e['code']),
-    run.describe(),
-  ).toEqual([code]);
-  expect(
-    run.events.filter((e) => e['event'] === 'ready'),
-    run.describe(),
-  ).toEqual([]);
-  return line;
-}
-
 /** `burrow http <port> --server <server> --json [...extra]`, expected to exit by itself. */
 function agentToExit(server: BurrowServer, port: number, extra: string[]): Promise<FinishedProcess> {
   return runAgentToExit(['http', String(port), '--server', server.url, '--json', ...extra], {
