@@ -28,6 +28,8 @@ export interface AgentConnectionOptions {
   tokens: () => TokenVerifier;
   reservations: Reservations;
   metrics: ServerMetrics;
+  /** Server-wide traffic, which every tunnel's traffic adds to. */
+  totals: Traffic;
   tunnelUrl: (subdomain: string) => string;
   /** False when the agent came through a proxy and anonymous agents from outside are not allowed. */
   anonymousFromOutside: boolean;
@@ -170,7 +172,7 @@ export class AgentConnection {
         return this.#refuse(ErrorCode.SUBDOMAIN_INVALID, `subdomain "${subdomain}" is asked for twice`);
       }
       wanted.add(subdomain);
-      tunnels.push({ id: index + 1, subdomain, url: this.#options.tunnelUrl(subdomain), connection: this, traffic: new Traffic() });
+      tunnels.push({ id: index + 1, subdomain, url: this.#options.tunnelUrl(subdomain), connection: this, traffic: new Traffic(this.#options.totals) });
     }
     const claim = this.#options.registry.claim(tunnels, hello.resume);
     if (!claim.ok) {

@@ -159,7 +159,16 @@ export class BurrowServer {
         return open;
       },
       webSockets: () => ref.server?.ingress.webSocketCount ?? 0,
-      bytes: () => ref.server?.ingress.traffic.bytes() ?? { in: 0, out: 0 },
+      bytes: () => {
+        // Finished exchanges from the totals, open ones from the tunnels that carry them.
+        const total = ref.server?.ingress.traffic.bytes() ?? { in: 0, out: 0 };
+        for (const tunnel of registry.tunnels()) {
+          const live = tunnel.traffic.liveBytes();
+          total.in += live.in;
+          total.out += live.out;
+        }
+        return total;
+      },
     });
     const publicScheme = options.publicUrl ? new URL(options.publicUrl).protocol.replace(':', '') : 'http';
     const ingress = new Ingress({
@@ -351,6 +360,7 @@ export class BurrowServer {
       tokens: () => this.#tokens,
       reservations: this.reservations,
       metrics: this.metrics,
+      totals: this.ingress.traffic,
       tunnelUrl: (s) => this.tunnelUrl(s, base),
       anonymousFromOutside: this.#options.allowAnonymous === true || !viaProxy,
       helloTimeoutMs: this.#options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,

@@ -59,7 +59,7 @@ export class Ingress {
   /** Open public requests and WebSockets per tunnel. */
   #open = new WeakMap<Tunnel, number>();
   #rate: RateLimiter | undefined;
-  /** Everything that went through any tunnel since start. */
+  /** Everything that went through any tunnel since start (finished exchanges; see liveBytes). */
   readonly traffic = new Traffic();
 
   constructor(options: IngressOptions) {
@@ -232,12 +232,12 @@ export class Ingress {
     }
     this.#open.set(tunnel, open + 1);
     const webSocket = kind === StreamKind.WEBSOCKET;
-    tunnel.traffic.track(stream, webSocket);
-    this.traffic.track(stream, webSocket);
+    tunnel.traffic.start(stream, webSocket);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
+      tunnel.traffic.end(stream);
       this.#open.set(tunnel, (this.#open.get(tunnel) ?? 1) - 1);
     };
     return { stream, release };
