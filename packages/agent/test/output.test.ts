@@ -42,6 +42,17 @@ describe('jsonOutput', () => {
       '',
     ]);
   });
+
+  test('a request event carries its hint (after error), on every request that earned it', () => {
+    const out = sink();
+    const json = jsonOutput(out);
+    const event = { subdomain: 'app', method: 'GET', path: '/', status: 502, durationMs: 1, error: 'refused', hint: 'start it' };
+    json.request(event);
+    json.request(event);
+    expect(out.text()).toBe(
+      '{"event":"request","subdomain":"app","method":"GET","path":"/","status":502,"durationMs":1,"error":"refused","hint":"start it"}\n'.repeat(2),
+    );
+  });
 });
 
 describe('humanOutput', () => {
@@ -65,6 +76,30 @@ describe('humanOutput', () => {
     human.request({ subdomain: 'app', method: 'GET', path: '/', status: 403, durationMs: 1 });
     expect(out.text()).toContain('\x1b[33m403\x1b[0m');
     expect(out.text().match(/--host-header rewrite/g)).toHaveLength(1);
+  });
+
+  test('each distinct diagnosis is printed once, on its own line under the request that earned it', () => {
+    const out = sink();
+    const human = humanOutput(out, { color: false, hostPreserved: true, now });
+    const refused = 'nothing listens on port 3000 (tried 127.0.0.1 and ::1): is the dev server running, and on this port?';
+    const phoenix = 'Phoenix refused the WebSocket on /live/websocket (403): ...';
+    human.request({ subdomain: 'app', method: 'GET', path: '/', status: 502, durationMs: 1, error: 'ECONNREFUSED', hint: refused });
+    human.request({ subdomain: 'app', method: 'GET', path: '/a', status: 502, durationMs: 1, error: 'ECONNREFUSED', hint: refused });
+    human.request({ subdomain: 'app', method: 'GET', path: '/live/websocket', status: 403, durationMs: 1, hint: phoenix });
+    human.request({ subdomain: 'app', method: 'GET', path: '/live/websocket', status: 403, durationMs: 1, hint: phoenix });
+    const lines = out.text().split('\n');
+    expect(lines.filter((l) => l.startsWith('hint: '))).toEqual([`hint: ${refused}`, `hint: ${phoenix}`]);
+    expect(lines[1]).toBe(`hint: ${refused}`);
+    expect(lines[4]).toBe(`hint: ${phoenix}`);
+    // A known diagnosis replaces the generic 403 suggestion.
+    expect(out.text()).not.toContain('dev servers answer 403');
+  });
+
+  test('a coloured hint ends its colour before the newline', () => {
+    const out = sink();
+    const human = humanOutput(out, { color: true, now });
+    human.request({ subdomain: 'app', method: 'GET', path: '/', status: 400, durationMs: 1, hint: 'add it' });
+    expect(out.text().endsWith('\x1b[33mhint: add it\x1b[0m\n')).toBe(true);
   });
 
   test('colour only on a terminal with NO_COLOR unset or empty', () => {
