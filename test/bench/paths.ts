@@ -298,9 +298,12 @@ async function startBurrow(ctx: StartContext): Promise<PathEnv> {
     );
     const port = Number(listening['port']);
     const url = String(listening['url']);
+    // BENCH_AGENT_FLAGS adds agent flags (e.g. `--no-inspect` to measure the inspector's cost);
+    // without it the bench measures the default agent.
+    const extra = (process.env['BENCH_AGENT_FLAGS'] ?? '').split(/\s+/).filter((flag) => flag !== '');
     agent = new Proc(
       process.execPath,
-      [AGENT_BIN, 'http', `http://127.0.0.1:${ctx.app.port}`, '--server', url, '--json'],
+      [AGENT_BIN, 'http', `http://127.0.0.1:${ctx.app.port}`, '--server', url, '--json', ...extra],
       { label: 'burrow agent', cwd: REPO_ROOT, raiseNofile: true },
     );
     const ready = await agent.waitForJson((o) => o['event'] === 'ready', 20_000, 'the agent ready event');

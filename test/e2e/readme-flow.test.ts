@@ -1,6 +1,7 @@
 // The README's flow, as a user types it: `burrow http <port>` (server from BURROW_SERVER, human
-// output, no --json) prints http://<name>.localhost:<port>, and curl on that URL reaches the app.
-// Then both processes stop cleanly on SIGTERM (exit 0, as docs/contracts.md says).
+// output, no --json, the inspector on by default) prints http://<name>.localhost:<port> and the
+// inspector's URL, and curl on the tunnel URL reaches the app. Then both processes stop cleanly on
+// SIGTERM (exit 0, as docs/contracts.md says).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Cleanup } from '../helpers/cleanup.js';
 import { AGENT_BIN, REPO_ROOT, startServer, type BurrowServer } from '../helpers/burrow.js';
@@ -60,6 +61,17 @@ it("`burrow http <port>` prints http://<name>.localhost:<port>, and curl with th
   const { heads, body } = splitCurlOutput(result.stdout);
   expect(heads.map((h) => h.status)).toEqual([200]);
   expect(body.toString()).toBe(APP_BODY);
+});
+
+it('the default agent prints `inspector  http://127.0.0.1:<port>` (4040 or the next free port), and the inspector answers', async () => {
+  const inspector = /^inspector {2}(http:\/\/127\.0\.0\.1:\d+)$/;
+  const line = await agent.waitForLine('stdout', (l) => inspector.test(l.replace(ANSI, '')), { what: 'the inspector line' });
+  const url = inspector.exec(line.replace(ANSI, ''))![1]!;
+  console.log(`README flow: the agent printed ${JSON.stringify(line.replace(ANSI, ''))}`);
+  const status = (await (await fetch(`${url}/api/status`)).json()) as { tunnels: Array<{ url: string }> };
+  expect(status.tunnels.map((t) => t.url)).toEqual([tunnelUrl]);
+  const { exchanges } = (await (await fetch(`${url}/api/exchanges`)).json()) as { exchanges: Array<{ path: string; status: number }> };
+  expect(exchanges).toContainEqual(expect.objectContaining({ path: '/', status: 200 }));
 });
 
 it('SIGTERM: the agent and the server exit 0', async () => {

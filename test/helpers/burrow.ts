@@ -9,6 +9,16 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SERVER_BIN = fileURLToPath(new URL('../../packages/server/dist/bin.js', import.meta.url));
 export const AGENT_BIN = fileURLToPath(new URL('../../packages/agent/dist/bin.js', import.meta.url));
 
+/**
+ * `args` with `--no-inspect` added to an `http` command that names no inspector flag: many agents
+ * run at once in these suites, and each would otherwise take a port from 4040 up for nothing.
+ */
+export function withoutInspector(args: readonly string[]): string[] {
+  if (args[0] !== 'http' && args[0] !== 'start') return [...args];
+  if (args.some((arg) => arg === '--no-inspect' || arg.startsWith('--inspect'))) return [...args];
+  return [...args, '--no-inspect'];
+}
+
 function requireBuilt(bin: string): void {
   if (!existsSync(bin)) {
     throw new Error(`${bin} does not exist: build first with \`npx turbo run build\` from the repo root`);
@@ -95,8 +105,9 @@ export interface BurrowAgent {
 }
 
 /**
- * Spawns `burrow <args>` (args should include `--json`) and resolves with the parsed ready
- * events once `readyCount` of them were printed.
+ * Spawns `burrow <args>` (args should include `--json`; `--no-inspect` is added unless an
+ * inspector flag is given) and resolves with the parsed ready events once `readyCount` of them
+ * were printed.
  */
 export async function startAgent(
   args: readonly string[],
@@ -104,7 +115,7 @@ export async function startAgent(
 ): Promise<BurrowAgent> {
   requireBuilt(AGENT_BIN);
   const readyCount = options.readyCount ?? 1;
-  const proc = new ManagedProcess(process.execPath, [AGENT_BIN, ...args], {
+  const proc = new ManagedProcess(process.execPath, [AGENT_BIN, ...withoutInspector(args)], {
     label: options.label ?? 'burrow agent',
     cwd: REPO_ROOT,
     ...(options.env ? { env: options.env } : {}),
@@ -160,7 +171,7 @@ export async function runAgentToExit(
   options: StartOptions = {},
 ): Promise<FinishedProcess> {
   requireBuilt(AGENT_BIN);
-  const proc = new ManagedProcess(process.execPath, [AGENT_BIN, ...args], {
+  const proc = new ManagedProcess(process.execPath, [AGENT_BIN, ...withoutInspector(args)], {
     label: options.label ?? 'burrow agent',
     cwd: REPO_ROOT,
     ...(options.env ? { env: options.env } : {}),

@@ -24,6 +24,7 @@ import { describeError } from './describe-error.js';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
 import { HttpForwarder } from './http-forwarder.js';
+import type { ExchangeObserver } from './inspector/observer.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
 import { parseServerUrl, type ServerAddress } from './server-url.js';
 import { parseTarget, type Target } from './target.js';
@@ -55,6 +56,8 @@ export interface AgentOptions {
   /** Heartbeat of the control connection (the protocol's defaults when omitted). */
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  /** Told about every exchange and its bytes (the inspector's Recorder); none by default. */
+  observer?: ExchangeObserver;
 }
 
 /** A tunnel that is up: `ready` and `reconnected` carry one. */
@@ -185,10 +188,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#heartbeat.heartbeatIntervalMs = options.heartbeatIntervalMs;
     if (options.heartbeatTimeoutMs !== undefined)
       this.#heartbeat.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
-    // One forwarder per stream kind; a kind without one (WebSocket, for now) is refused cleanly.
+    // One forwarder per stream kind; a kind without one is refused cleanly.
+    const observed = options.observer === undefined ? {} : { observer: options.observer };
     this.#forwarders = new Map<StreamKind, Forwarder>([
-      [StreamKind.HTTP, new HttpForwarder()],
-      [StreamKind.WEBSOCKET, new WebSocketForwarder()],
+      [StreamKind.HTTP, new HttpForwarder(observed)],
+      [StreamKind.WEBSOCKET, new WebSocketForwarder(observed)],
     ]);
   }
 

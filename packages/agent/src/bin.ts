@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `burrow` executable: runs the command line's agent (or login/logout) and owns the process:
-// output streams, signals and the exit status (0 after SIGINT/SIGTERM, 1 when the agent stops on
-// an error, 2 on bad usage).
+// The `burrow` executable: runs the command line's agent (or login/logout) and its local
+// inspector, and owns the process: output streams, signals and the exit status (0 after
+// SIGINT/SIGTERM, 1 when the agent stops on an error, 2 on bad usage or an inspector port taken).
 import { Agent } from './agent.js';
-import { parseCommandLine } from './cli.js';
+import { parseCommandLine, USAGE_EXIT } from './cli.js';
+import { InspectorListenError, isLoopbackHost, Recorder, startInspector, type Inspector } from './inspector/index.js';
 import { runLogin, runLogout, type CommandIo } from './login.js';
 import { batchedSink, colorEnabled, humanOutput, jsonOutput } from './output.js';
 
@@ -35,6 +36,12 @@ const output = command.json
       live: process.stdout.isTTY,
     });
 
+const inspect = command.inspector;
+const recorder =
+  inspect === undefined
+    ? undefined
+    : new Recorder({ maxExchanges: inspect.maxExchanges, maxBytes: inspect.maxBytes, bodyLimit: inspect.bodyLimit });
+
 const agent = new Agent({
   server: command.server,
   ...(command.token === undefined ? {} : { token: command.token }),
@@ -47,11 +54,48 @@ const agent = new Agent({
   backoff: { initialDelayMs: command.retryBaseMs, maxDelayMs: command.retryMaxMs },
   heartbeatIntervalMs: command.heartbeatIntervalMs,
   heartbeatTimeoutMs: command.heartbeatTimeoutMs,
+  ...(recorder === undefined ? {} : { observer: recorder }),
 });
 
-agent.on('ready', (tunnel) => output.ready(tunnel));
+// The inspector listens before the agent connects: a taken --inspect-port stops here.
+let inspector: Inspector | undefined;
+if (inspect !== undefined && recorder !== undefined) {
+  try {
+    inspector = await startInspector({
+      recorder,
+      host: inspect.host,
+      ...(inspect.port === undefined ? {} : { port: inspect.port }),
+      tunnels: () => agent.tunnels,
+    });
+  } catch (error) {
+    if (!(error instanceof InspectorListenError)) throw error;
+    process.stderr.write(`burrow: ${error.message}\n`);
+    process.exit(USAGE_EXIT);
+  }
+  if (!isLoopbackHost(inspect.host)) {
+    process.stderr.write(
+      `burrow: warning: the inspector listens on ${inspector.url}, beyond this machine: whoever reaches it sees the tunnel's traffic (cookies, tokens included) and can replay requests\n`,
+    );
+  }
+}
+// Printed under the tunnel lines (after every tunnel's ready), or when the first attempt failed.
+let inspectorShown = inspector === undefined;
+const showInspector = (): void => {
+  if (inspectorShown || inspector === undefined) return;
+  inspectorShown = true;
+  output.inspector(inspector.url);
+};
+let readyTunnels = 0;
+
+agent.on('ready', (tunnel) => {
+  output.ready(tunnel);
+  if (++readyTunnels === command.tunnels.length) showInspector();
+});
 agent.on('request', (event) => output.request(event));
-agent.on('reconnecting', (event) => output.reconnecting(event));
+agent.on('reconnecting', (event) => {
+  showInspector();
+  output.reconnecting(event);
+});
 agent.on('reconnected', (tunnel) => output.reconnected(tunnel));
 agent.on('error', (error) => {
   output.error(error);
@@ -62,7 +106,12 @@ agent.on('error', (error) => {
 // Writes to stdout and stderr are synchronous for files and pipes on Linux, so nothing is lost.
 agent.on('close', () => {
   stdout.flush();
-  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  if (inspector === undefined) process.exit(code);
+  // The inspector ends its event streams and connections first (at most a second).
+  const exit = (): never => process.exit(code);
+  setTimeout(exit, 1000).unref();
+  void inspector.close().then(exit, exit);
 });
 
 let stopping = false;

@@ -1,6 +1,7 @@
 // The `burrow` command line: parses arguments, environment and the user's config file into what
 // bin.ts runs, or into an exit (help, version, `burrow config`, a usage error as one `burrow: ...`
 // line with status 2). It never exits; it reads the config file but writes nothing.
+import { isIP } from 'node:net';
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '@burrow/protocol';
 import { parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
@@ -24,6 +25,19 @@ export interface HttpCommand {
   /** Heartbeat of the control connection, in ms. */
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** The local inspector; undefined with --no-inspect. */
+  inspector: InspectorSettings | undefined;
+}
+
+/** The inspector's flags, validated (docs/inspector.md). */
+export interface InspectorSettings {
+  /** --inspect-port: that port exactly (0: any free one); undefined: 4040 or the next free one. */
+  port: number | undefined;
+  /** --inspect-host: the address to listen on (default 127.0.0.1). */
+  host: string;
+  maxExchanges: number;
+  maxBytes: number;
+  bodyLimit: number;
 }
 
 /** `burrow login ...`: what to check and save (bin.ts runs it with runLogin). */
@@ -68,6 +82,12 @@ interface HttpFlags {
   retryMax: string;
   heartbeatInterval: string;
   heartbeatTimeout: string;
+  inspect: boolean;
+  inspectPort?: string;
+  inspectHost: string;
+  inspectMaxExchanges: string;
+  inspectMaxBytes: string;
+  inspectBodyLimit: string;
 }
 
 interface LoginFlags {
@@ -123,7 +143,7 @@ export function parseCommandLine(
     )
     .option(
       '--json',
-      'print one JSON object per line (events: ready, request, reconnecting, reconnected, error)',
+      'print one JSON object per line (events: ready, inspector, request, reconnecting, reconnected, error)',
     )
     .option('--no-retry', 'exit when the server cannot be reached instead of retrying')
     .option(
@@ -138,6 +158,15 @@ export function parseCommandLine(
       'reconnect when nothing arrives this long after a ping',
       String(DEFAULT_HEARTBEAT_TIMEOUT_MS),
     )
+    .option(
+      '--inspect-port <port>',
+      'port of the local inspector (default 4040, else the next free one up to 4059, else any); 0 = any free port',
+    )
+    .option('--no-inspect', 'no local inspector: nothing is captured')
+    .option('--inspect-host <address>', 'address the inspector listens on (only loopback is private)', '127.0.0.1')
+    .option('--inspect-max-exchanges <n>', 'exchanges the inspector keeps', '1000')
+    .option('--inspect-max-bytes <bytes>', 'captured bytes the inspector keeps in all (K, M, G: powers of 1024)', '64M')
+    .option('--inspect-body-limit <bytes>', 'bytes the inspector keeps of each body', '1M')
     .option('--config <file>', CONFIG_HELP)
     .action((targets: string[], flags: HttpFlags) => {
       const config = readConfig(env, flags.config);
@@ -235,7 +264,53 @@ function validate(
     retryMaxMs: milliseconds('--retry-max', flags.retryMax),
     heartbeatIntervalMs: milliseconds('--heartbeat-interval', flags.heartbeatInterval),
     heartbeatTimeoutMs: milliseconds('--heartbeat-timeout', flags.heartbeatTimeout),
+    inspector: inspectorSettings(flags),
   };
+}
+
+function inspectorSettings(flags: HttpFlags): InspectorSettings | undefined {
+  if (!flags.inspect) {
+    if (flags.inspectPort !== undefined) throw new UsageError('--no-inspect and --inspect-port contradict each other');
+    return undefined;
+  }
+  let port: number | undefined;
+  if (flags.inspectPort !== undefined) {
+    port = Number(flags.inspectPort);
+    if (!/^\d+$/.test(flags.inspectPort) || port > 65535) {
+      throw new UsageError(`--inspect-port ${flags.inspectPort}: expected a port from 0 to 65535`);
+    }
+  }
+  const host = flags.inspectHost;
+  if (host !== 'localhost' && isIP(host) === 0) {
+    throw new UsageError(`--inspect-host ${host}: expected an IP address (127.0.0.1, 0.0.0.0, ::1) or localhost`);
+  }
+  return {
+    port,
+    host,
+    maxExchanges: count('--inspect-max-exchanges', flags.inspectMaxExchanges, 1, 1_000_000),
+    maxBytes: byteSize('--inspect-max-bytes', flags.inspectMaxBytes, 1024),
+    bodyLimit: byteSize('--inspect-body-limit', flags.inspectBodyLimit, 0),
+  };
+}
+
+function count(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new UsageError(`${flag} ${value}: expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+const UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** Bytes, as a whole number with an optional K, M or G (powers of 1024; KiB, MB... also read so). */
+function byteSize(flag: string, value: string, min: number): number {
+  const match = /^(\d+)\s*([kmg]?)(?:i?b)?$/i.exec(value.trim());
+  const n = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag} ${value}: expected bytes (a whole number, or with K, M or G) of at least ${min}`);
+  }
+  return n;
 }
 
 function readConfig(env: Record<string, string | undefined>, explicit: string | undefined): LoadedUserConfig {

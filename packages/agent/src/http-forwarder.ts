@@ -19,28 +19,35 @@ import {
 } from '@burrow/protocol';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { describeError, unreachableMessage } from './describe-error.js';
-import { diagnoseResponse, DIAGNOSIS_PEEK_BYTES } from './diagnosis.js';
+import { diagnoseResponse, DIAGNOSIS_PEEK_BYTES, peeksBody } from './diagnosis.js';
+import { unreachableHint } from './local-probe.js';
 import { localRequestHeaders } from './local-headers.js';
+import type { ExchangeCapture, ExchangeObserver } from './inspector/observer.js';
 
 export interface HttpForwarderOptions {
   /** Pool of connections to local services; default a keep-alive agent owned by the forwarder. */
   agent?: http.Agent;
+  /** Told about every exchange (the inspector); without one, nothing is captured. */
+  observer?: ExchangeObserver;
 }
 
 /** Forwards HTTP streams to local services over keep-alive connections. */
 export class HttpForwarder implements Forwarder {
   #agent: http.Agent;
   #ownsAgent: boolean;
+  #observer: ExchangeObserver | undefined;
 
   constructor(options: HttpForwarderOptions = {}) {
     // LIFO reuses the most recently used socket, the one least likely to have been closed by the
     // local server's idle timeout.
     this.#agent = options.agent ?? new http.Agent({ keepAlive: true, scheduling: 'lifo' });
     this.#ownsAgent = options.agent === undefined;
+    this.#observer = options.observer;
   }
 
   forward(stream: Stream, head: RequestHead, route: TunnelRoute): Promise<ExchangeReport> {
-    return new HttpExchange(stream, head, route, this.#agent).run();
+    const capture = this.#observer?.open('http', head, route);
+    return new HttpExchange(stream, head, route, this.#agent, capture).run();
   }
 
   close(): void {
@@ -70,18 +77,30 @@ class HttpExchange {
   #resetCode: number | undefined;
   #error: string | undefined;
   #hint: string | undefined;
+  /** A refused connection's diagnosis (a probe of the loopback families), awaited by the report. */
+  #pendingHint: Promise<string | undefined> | undefined;
   #resolve: ((report: ExchangeReport) => void) | undefined;
+  /** The inspector's record of this exchange, when there is an inspector. */
+  readonly #capture: ExchangeCapture | undefined;
 
-  constructor(stream: Stream, head: RequestHead, route: TunnelRoute, agent: http.Agent) {
+  constructor(stream: Stream, head: RequestHead, route: TunnelRoute, agent: http.Agent, capture?: ExchangeCapture) {
     this.#stream = stream;
     this.#head = head;
     this.#route = route;
     this.#agent = agent;
+    this.#capture = capture;
   }
 
   run(): Promise<ExchangeReport> {
     return new Promise((resolve) => {
-      this.#resolve = resolve;
+      const capture = this.#capture;
+      this.#resolve =
+        capture === undefined
+          ? resolve
+          : (report) => {
+              capture.finish(report);
+              resolve(report);
+            };
       const stream = this.#stream;
       stream.once('close', () => this.#onStreamClose());
       this.#send();
@@ -91,10 +110,12 @@ class HttpExchange {
         const req = this.#req;
         if (req === undefined || req.destroyed) return;
         this.#bodyBytes += chunk.length;
+        this.#capture?.requestChunk(chunk);
         if (!req.write(chunk)) stream.pause();
       });
       stream.on('end', () => {
         this.#bodyEnded = true;
+        this.#capture?.requestEnd();
         this.#endRequest();
       });
     });
@@ -190,7 +211,12 @@ class HttpExchange {
       return;
     }
     this.#status = status;
-    if (status === 403) this.#peekBody(res);
+    const capture = this.#capture;
+    if (capture !== undefined) {
+      capture.responseHead(status, res.statusMessage ?? '', res.rawHeaders);
+      res.on('data', (chunk: Buffer) => capture.responseChunk(chunk));
+    }
+    if (peeksBody(status)) this.#peekBody(res, status);
     // Not a plain pipe: the stream's writable side may only end after the trailers are set. (HEAD,
     // 204 and 304 responses carry no body: Node's parser ends them at once.)
     res.pipe(stream, { end: false });
@@ -217,7 +243,7 @@ class HttpExchange {
   }
 
   /** Keeps the start of a refusal's body to recognise known dev-server refusals. */
-  #peekBody(res: IncomingMessage): void {
+  #peekBody(res: IncomingMessage, status: number): void {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
@@ -228,8 +254,9 @@ class HttpExchange {
     res.on('data', onData);
     res.on('end', () => {
       const start = Buffer.concat(chunks).subarray(0, DIAGNOSIS_PEEK_BYTES).toString('utf8');
-      const host = this.#route.publicUrl === undefined ? undefined : new URL(this.#route.publicUrl).host;
-      this.#hint = diagnoseResponse(403, start, host);
+      this.#hint = diagnoseResponse(status, start, this.#route.publicUrl, {
+        hostRewritten: this.#route.hostHeader.kind === 'rewrite',
+      });
     });
   }
 
@@ -260,6 +287,7 @@ class HttpExchange {
       return;
     }
     if (!this.#connected) {
+      this.#pendingHint = unreachableHint(error, this.#route.target);
       this.#reset(
         ErrorCode.LOCAL_UNREACHABLE,
         unreachableMessage(error, address),
@@ -312,7 +340,12 @@ class HttpExchange {
     if (status !== undefined) report.status = status;
     if (this.#error !== undefined && !done) report.error = this.#error;
     if (this.#hint !== undefined) report.hint = this.#hint;
-    this.#resolve?.(report);
+    if (this.#pendingHint === undefined) this.#resolve?.(report);
+    else
+      void this.#pendingHint.then((hint) => {
+        if (hint !== undefined) report.hint = hint;
+        this.#resolve?.(report);
+      });
   }
 }
 

@@ -14,6 +14,17 @@ export { backoffDelay, type BackoffOptions } from './backoff.js';
 export type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 export { applyHostHeader, parseHostHeaderMode, type HostHeaderMode } from './host-header.js';
 export { HttpForwarder, type HttpForwarderOptions } from './http-forwarder.js';
+export {
+  Inspector,
+  InspectorListenError,
+  Recorder,
+  startInspector,
+  type ExchangeCapture,
+  type ExchangeObserver,
+  type InspectorOptions,
+  type RecorderOptions,
+} from './inspector/index.js';
+export type { DetailView, MessageView, SummaryView } from './inspector/views.js';
 export { parseServerUrl, type ServerAddress } from './server-url.js';
 export { parseTarget, type Target } from './target.js';
 export { AGENT_VERSION } from './version.js';

@@ -42,6 +42,8 @@ export interface AgentOutput {
   request(event: RequestEvent): void;
   reconnecting(event: ReconnectingEvent): void;
   reconnected(tunnel: TunnelInfo): void;
+  /** The local inspector listens at `url` (printed once, under the tunnel lines). */
+  inspector(url: string): void;
   /** The fatal error; the `burrow:` line on stderr is the caller's. */
   error(error: AgentError): void;
 }
@@ -71,6 +73,7 @@ export function jsonOutput(out: OutputSink): AgentOutput {
     reconnecting: (e) =>
       line({ event: 'reconnecting', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason }),
     reconnected: (t) => line({ event: 'reconnected', url: t.url, subdomain: t.subdomain, target: t.target }),
+    inspector: (url) => line({ event: 'inspector', url }),
     error: (e) => line({ event: 'error', code: e.code, message: e.message }),
   };
 }
@@ -130,16 +133,18 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
       out.write(
         `${paint('dim', time)}  ${e.method.padEnd(7)} ${e.path.padEnd(30)} ${status} ${`${e.durationMs} ms`.padStart(8)}${error}\n`,
       );
+      // A diagnosis is printed once, under the first request that earned it (the same cause
+      // repeats on every request, and the JSON view and the inspector keep it per request).
       if (e.hint !== undefined && !hints.has(e.hint)) {
         hints.add(e.hint);
-        out.write(paint('yellow', `hint: ${e.hint}\n`));
+        out.write(`${paint('yellow', `hint: ${e.hint}`)}\n`);
       } else if (e.status === 403 && options.hostPreserved && !hinted && hints.size === 0) {
         hinted = true;
         out.write(
           paint(
             'dim',
-            'hint: dev servers answer 403 to hosts they do not know; if that is it, try --host-header rewrite\n',
-          ),
+            'hint: dev servers answer 403 to hosts they do not know; if that is it, try --host-header rewrite',
+          ) + '\n',
         );
       }
     },
@@ -163,6 +168,7 @@ export function humanOutput(out: OutputSink, options: HumanOutputOptions): Agent
       countdown.unref();
     },
     reconnected: (t) => write(`${paint('green', 'reconnected')}  ${paint('cyan', t.url)} -> ${t.target}\n`),
+    inspector: (url) => write(`${paint('dim', 'inspector')}  ${url}\n`),
     error: () => {},
   };
 }

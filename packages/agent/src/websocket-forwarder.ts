@@ -15,12 +15,17 @@ import {
   type Stream,
 } from '@burrow/protocol';
 import { describeError, unreachableMessage } from './describe-error.js';
+import { diagnoseUpgradeRefusal, diagnoseWebSocketEnd, peekBodyStart, peeksBody } from './diagnosis.js';
 import type { ExchangeReport, Forwarder, TunnelRoute } from './forwarder.js';
 import { localRequestHeaders } from './local-headers.js';
+import { unreachableHint } from './local-probe.js';
+import type { ExchangeObserver } from './inspector/observer.js';
 
 export interface WebSocketForwarderOptions {
   /** Largest message taken from the local service (1009 above it). */
   maxMessage?: number;
+  /** Told about every exchange and message (the inspector); without one, nothing is captured. */
+  observer?: ExchangeObserver;
 }
 
 /** Fields that belong to one hop of an upgrade; ws writes the local hop's own. */
@@ -40,23 +45,29 @@ export class WebSocketForwarder implements Forwarder {
   #maxMessage: number;
   /** Streams of open WebSockets, so that a stopping agent can close them. */
   #open = new Set<Stream>();
+  #observer: ExchangeObserver | undefined;
 
   constructor(options: WebSocketForwarderOptions = {}) {
     this.#maxMessage = options.maxMessage ?? DEFAULT_WS_MAX_MESSAGE;
+    this.#observer = options.observer;
   }
 
   forward(stream: Stream, head: RequestHead, route: TunnelRoute): Promise<ExchangeReport> {
     this.#open.add(stream);
     stream.once('close', () => this.#open.delete(stream));
+    const capture = this.#observer?.open('websocket', head, route);
     return new Promise((resolve) => {
       const startedAt = performance.now();
-      const report = (extra: Partial<ExchangeReport>): void =>
-        resolve({
+      const report = (extra: Partial<ExchangeReport>): void => {
+        const done: ExchangeReport = {
           method: head.method,
           path: head.target,
           durationMs: Math.round(performance.now() - startedAt),
           ...extra,
-        });
+        };
+        capture?.finish(done);
+        resolve(done);
+      };
 
       const { protocols, headers } = splitUpgradeHeaders(localRequestHeaders(head.headers, route));
       const url = `ws://${route.target.address}${head.target.startsWith('/') ? head.target : `/${head.target}`}`;
@@ -99,10 +110,18 @@ export class WebSocketForwarder implements Forwarder {
             headers: upgradeResponse?.rawHeaders ?? [],
           }),
         );
+        capture?.responseHead(101, upgradeResponse?.statusMessage ?? 'Switching Protocols', upgradeResponse?.rawHeaders ?? []);
+        // An error ws reports on the open socket tells a protocol error from a dropped connection.
+        let localError: (Error & { code?: string }) | undefined;
+        ws.on('error', (error: Error & { code?: string }) => (localError ??= error));
         relayWebSocket(ws, stream, {
           side: 'local',
           maxMessage: this.#maxMessage,
-          onDone: (result: RelayResult) => report({ status: 101, close: { code: result.code, reason: result.reason } }),
+          ...(capture === undefined ? {} : { observer: capture }),
+          onDone: (result: RelayResult) => {
+            const hint = diagnoseWebSocketEnd(result, localError);
+            report({ status: 101, close: { code: result.code, reason: result.reason }, ...(hint === undefined ? {} : { hint }) });
+          },
         });
       });
       ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
@@ -118,11 +137,22 @@ export class WebSocketForwarder implements Forwarder {
         stream.sendHeaders(
           encodeResponseHead({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? '', headers: res.rawHeaders }),
         );
+        if (capture !== undefined) {
+          capture.responseHead(res.statusCode ?? 502, res.statusMessage ?? '', res.rawHeaders);
+          res.on('data', (chunk: Buffer) => capture.responseChunk(chunk));
+        }
         res.pipe(stream);
+        const bodyStart = peeksBody(res.statusCode ?? 0) ? peekBodyStart(res) : undefined;
         res.on('end', () => req.destroy());
         res.on('close', () => {
           if (!res.complete) stream.reset(ErrorCode.LOCAL_ERROR, 'the local service broke off its answer to the upgrade');
-          report({ status: res.statusCode ?? 502 });
+          const hint =
+            bodyStart === undefined
+              ? undefined
+              : diagnoseUpgradeRefusal(res.statusCode ?? 0, head.target, bodyStart(), route.publicUrl, {
+                  hostRewritten: route.hostHeader.kind === 'rewrite',
+                });
+          report({ status: res.statusCode ?? 502, ...(hint === undefined ? {} : { hint }) });
         });
       });
       ws.on('error', (error: Error & { code?: string }) => {
@@ -135,7 +165,10 @@ export class WebSocketForwarder implements Forwarder {
           ? unreachableMessage(error, address)
           : `the local service at ${address} failed the WebSocket upgrade: ${describeError(error)}`;
         stream.reset(unreachable ? ErrorCode.LOCAL_UNREACHABLE : ErrorCode.LOCAL_ERROR, message);
-        report({ status: 502, error: message });
+        // A refused connection waits for the (bounded) probe of the loopback families.
+        void unreachableHint(error, route.target).then((hint) =>
+          report({ status: 502, error: message, ...(hint === undefined ? {} : { hint }) }),
+        );
       });
     });
   }

@@ -40,6 +40,7 @@ describe('parseCommandLine', () => {
         retryMaxMs: 30000,
         heartbeatIntervalMs: 15000,
         heartbeatTimeoutMs: 10000,
+        inspector: { port: undefined, host: '127.0.0.1', maxExchanges: 1000, maxBytes: 64 * 1024 * 1024, bodyLimit: 1024 * 1024 },
       },
       warnings: [],
     });
@@ -219,16 +220,17 @@ describe('burrow executable', () => {
 
   test('the human view prints a banner without colour when not on a terminal', async () => {
     const fake = await startFakeServer();
-    const burrow = startBurrow(['http', '3000', '--server', fake.url], { NO_COLOR: '' });
+    const burrow = startBurrow(['http', '3000', '--server', fake.url, '--inspect-port', '0'], { NO_COLOR: '' });
     welcome(await fake.nextHello());
+    // The tunnel line, then the inspector's.
     const banner = await new Promise<string>((resolve) => {
       const check = (): void => {
-        if (burrow.stdout().includes('\n')) resolve(burrow.stdout());
+        if (burrow.stdout().split('\n').length > 2) resolve(burrow.stdout());
         else burrow.child.stdout!.once('data', check);
       };
       check();
     });
-    expect(banner).toBe('burrow  http://t1.burrow.test -> http://localhost:3000\n');
+    expect(banner).toMatch(/^burrow {2}http:\/\/t1\.burrow\.test -> http:\/\/localhost:3000\ninspector {2}http:\/\/127\.0\.0\.1:\d+\n$/);
     burrow.child.kill('SIGINT');
     expect(await burrow.exited).toBe(0);
   });

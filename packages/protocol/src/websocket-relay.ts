@@ -46,7 +46,37 @@ export interface RelayOptions {
   maxMessage?: number;
   /** Called once the hop is closed and the stream is done, with the code this hop ended with. */
   onDone?: (result: RelayResult) => void;
+  /**
+   * Sees every message and close the relay carries (the agent's inspector). Without one the relay
+   * does no work per message beyond forwarding it.
+   */
+  observer?: RelayObserver;
 }
+
+/**
+ * What a relay tells its observer. Buffers handed over are views into the relay's own chunks,
+ * valid during the call only: an observer copies what it keeps.
+ */
+export interface RelayObserver {
+  /** How many bytes of each message's start `onMessage` receives (default 1024). */
+  readonly previewBytes?: number;
+  /**
+   * One message. `fromSocket`: true for a message this hop's socket sent (on its way to the
+   * stream), false for one that came over the stream (on its way to the socket). `size` is the
+   * whole message's length and `preview` its first min(size, previewBytes) bytes; a message from
+   * the stream is reported as soon as its preview has arrived, while the rest may still follow.
+   */
+  onMessage(fromSocket: boolean, binary: boolean, size: number, preview: Buffer): void;
+  /**
+   * A close. `fromSocket`: true for the close this hop's socket reported (its peer's close frame;
+   * 1005 when it had no code, 1006 when there was none), false for the close the other hop sent
+   * over the stream (1005 when it carried no code).
+   */
+  onClose?(fromSocket: boolean, code: number, reason: string): void;
+}
+
+/** Preview length when the observer does not name one. */
+const DEFAULT_PREVIEW_BYTES = 1024;
 
 export interface RelayResult {
   /** The close code this hop saw or sent (1005 when none, 1006 when the socket dropped). */
@@ -144,6 +174,13 @@ class WebSocketRelay {
   #remaining = 0;
   #binary = false;
   #inRecord = false;
+  #observer: RelayObserver | undefined;
+  #previewBytes = 0;
+  // Preview of the message being read from the stream (observer only): its length, the bytes
+  // still missing from its preview, and the preview gathered so far when it spans chunks.
+  #messageSize = 0;
+  #previewMissing = 0;
+  #preview: Buffer | undefined;
 
   constructor(socket: RelaySocket, stream: Stream, options: RelayOptions) {
     this.#socket = socket;
@@ -153,6 +190,8 @@ class WebSocketRelay {
     this.#highWater = options.highWaterMark ?? 1024 * 1024;
     this.#maxMessage = options.maxMessage ?? Number.POSITIVE_INFINITY;
     this.#onDone = options.onDone;
+    this.#observer = options.observer;
+    if (this.#observer !== undefined) this.#previewBytes = this.#observer.previewBytes ?? DEFAULT_PREVIEW_BYTES;
 
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('error', (error) => {
@@ -177,6 +216,11 @@ class WebSocketRelay {
       this.#socket.close(WsCloseCode.MESSAGE_TOO_BIG, 'message too big');
       return;
     }
+    const observer = this.#observer;
+    if (observer !== undefined) {
+      const preview = bytes.length > this.#previewBytes ? bytes.subarray(0, this.#previewBytes) : bytes;
+      observer.onMessage(true, isBinary, bytes.length, preview);
+    }
     const header = encodeWsRecordHeader(isBinary ? WsRecordKind.BINARY : WsRecordKind.TEXT, bytes.length);
     // A small message and its header go as one write (one DATA frame); a large one is not copied.
     const fits = bytes.length <= MAX_DATA_PAYLOAD - WS_RECORD_HEADER_SIZE;
@@ -188,6 +232,7 @@ class WebSocketRelay {
   #onSocketClose(code: number, reason: string): void {
     this.#socketClosed = true;
     clearTimeout(this.#closeTimer);
+    this.#observer?.onClose?.(true, code, reason);
     const stream = this.#stream;
     const closedHere = !this.#closeSent;
     if (closedHere && !stream.destroyed && !stream.writableEnded) {
@@ -236,6 +281,7 @@ class WebSocketRelay {
         }
         this.#binary = kind === WsRecordKind.BINARY;
         this.#inRecord = true;
+        if (this.#observer !== undefined) this.#startPreview();
         if (this.#remaining === 0) {
           this.#sendFragment(Buffer.alloc(0), true);
           this.#inRecord = false;
@@ -245,9 +291,37 @@ class WebSocketRelay {
       const part = chunk.subarray(offset, offset + this.#remaining);
       offset += part.length;
       this.#remaining -= part.length;
+      if (this.#previewMissing > 0) this.#addPreview(part);
       // Sent on as a fragment at once: the message is never gathered whole in memory here.
       this.#sendFragment(part, this.#remaining === 0);
       if (this.#remaining === 0) this.#inRecord = false;
+    }
+  }
+
+  /** A record header was read: report an empty message now, or start gathering the preview. */
+  #startPreview(): void {
+    this.#messageSize = this.#remaining;
+    this.#previewMissing = Math.min(this.#remaining, this.#previewBytes);
+    this.#preview = undefined;
+    if (this.#previewMissing === 0) this.#observer!.onMessage(false, this.#binary, 0, Buffer.alloc(0));
+  }
+
+  #addPreview(part: Buffer): void {
+    const missing = this.#previewMissing;
+    if (this.#preview === undefined && part.length >= missing) {
+      // The usual case: the whole preview is in one chunk, handed over without a copy.
+      this.#previewMissing = 0;
+      this.#observer!.onMessage(false, this.#binary, this.#messageSize, part.length === missing ? part : part.subarray(0, missing));
+      return;
+    }
+    const length = Math.min(this.#messageSize, this.#previewBytes);
+    this.#preview ??= Buffer.allocUnsafe(length);
+    const taken = part.copy(this.#preview, length - missing, 0, Math.min(part.length, missing));
+    this.#previewMissing -= taken;
+    if (this.#previewMissing === 0) {
+      const preview = this.#preview;
+      this.#preview = undefined;
+      this.#observer!.onMessage(false, this.#binary, this.#messageSize, preview);
     }
   }
 
@@ -263,6 +337,7 @@ class WebSocketRelay {
   #onStreamEnd(): void {
     // The other hop closed: close this one the same way (its answer then ends our side).
     const { code, reason } = decodeWsClose(this.#stream.remoteTrailers);
+    this.#observer?.onClose?.(false, code ?? WsCloseCode.NO_STATUS, reason);
     if (this.#socketClosed) {
       this.#maybeDone();
       return;

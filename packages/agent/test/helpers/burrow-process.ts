@@ -36,7 +36,10 @@ export function startBurrow(args: string[], env: Record<string, string> = {}): B
   delete clean['BURROW_TOKEN'];
   delete clean['BURROW_AGENT_CONFIG'];
   const home = env['HOME'] === undefined && env['XDG_CONFIG_HOME'] === undefined ? tempHome() : {};
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // Agents started here serve no inspector unless a test asks: they would take ports from 4040 up.
+  const inspectFlag = args.some((a) => a.startsWith('--inspect') || a === '--no-inspect');
+  const argv = args[0] === 'http' && !inspectFlag ? [...args, '--no-inspect'] : args;
+  const child = spawn(process.execPath, [BIN, ...argv], {
     env: { ...clean, ...home, NO_COLOR: '1', ...env },
     stdio: 'pipe',
   });
