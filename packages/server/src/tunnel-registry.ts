@@ -30,7 +30,7 @@ export class Traffic {
   #live = new Map<number, Stream>();
   #totals: Traffic | undefined;
 
-  /** `totals`, when given, also counts what this one counts (the server-wide figures). */
+  /** `totals`, when given, also adds up the bytes of this one's ended exchanges (server-wide). */
   constructor(totals?: Traffic) {
     this.#totals = totals;
   }
@@ -40,10 +40,6 @@ export class Traffic {
     if (webSocket) this.webSockets++;
     else this.requests++;
     this.#live.set(stream.id, stream);
-    if (this.#totals) {
-      if (webSocket) this.#totals.webSockets++;
-      else this.#totals.requests++;
-    }
   }
 
   /** The exchange on `stream` is over: its bytes move to the totals. */
